@@ -1,0 +1,112 @@
+"""Ledger entries: what each event records, in canonical JSON (RFC 8785).
+
+An entry holds ids, hashes, sizes, times, the actor and retention — never message
+content or personal data, so the ledger can be handed to an auditor without keys.
+Anything sensitive that an event needs to remember (a hold's query or reason, a
+record's source address or file name) travels in a ``sealed`` field: an encrypted
+envelope (base64) that only key holders can open. See docs/formats/ledger-entry.md.
+
+The Merkle leaf is SHA-256(0x00 || canonical bytes) (RFC 9162 §2.1.1), so the
+canonical form *is* the entry: decode → re-encode must give the same bytes, and
+:func:`decode_entry` refuses anything that is not canonical.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from strongroom.core.canonical import canonical_json
+from strongroom.core.retention import format_time, parse_time
+from strongroom.errors import BadInput
+
+ENTRY_VERSION = 1
+MAX_ENTRY_BYTES = 65535  # an entry bundle prefixes each entry with a uint16 length
+_RESERVED = frozenset({"v", "type", "time", "actor"})
+
+
+class EntryType(enum.StrEnum):
+    VAULT_INIT = "vault.init"
+    OBJECT_PUT = "object.put"  # an encrypted object (pack) was stored: name, sha256, size
+    OBJECT_EXTEND = "object.extend"  # an object's retention was extended
+    OBJECT_HOLD = "object.hold"  # an object's legal-hold flag was set or cleared
+    OBJECT_DELETE = "object.delete"  # an expired, unheld object was deleted
+    RECORD_APPEND = "record.append"
+    RECORD_EXTEND = "record.extend"  # a record's retain-until was extended
+    RECORD_DISPOSE = "record.dispose"
+    HOLD_PLACE = "hold.place"
+    HOLD_RELEASE = "hold.release"
+    ACCESS = "access"  # get, search, proof, export ... (F3-iii audit of access)
+    DENIED = "denied"  # a refused attempt (shorten retention, delete early, ...)
+    KEY_ROTATE = "key.rotate"
+    MODE_SET = "mode.set"
+    CLOCK = "clock"  # a clock event: jump detected, jump confirmed, clock went back
+    VERIFY = "verify"
+    REINDEX = "reindex"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    type: EntryType
+    time: datetime
+    actor: str
+    fields: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+
+def encode_entry(
+    type_: EntryType, time: datetime, actor: str, fields: Mapping[str, Any]
+) -> bytes:
+    """Canonical bytes of an entry; raises ValueError when it would be too large."""
+    clash = _RESERVED & fields.keys()
+    if clash:
+        raise ValueError(f"entry fields use reserved names: {sorted(clash)}")
+    obj: dict[str, Any] = {
+        "v": ENTRY_VERSION,
+        "type": str(type_),
+        "time": format_time(time),
+        "actor": actor,
+        **fields,
+    }
+    data = canonical_json(obj)
+    if len(data) > MAX_ENTRY_BYTES:
+        raise ValueError(f"ledger entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
+    return data
+
+
+def decode_entry(data: bytes) -> Entry:
+    """Parse and validate an entry; refuses non-canonical or unknown-version input."""
+    try:
+        obj = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadInput(f"ledger entry is not JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise BadInput("ledger entry is not a JSON object")
+    if obj.get("v") != ENTRY_VERSION:
+        raise BadInput(f"ledger entry has unknown version {obj.get('v')!r}")
+    try:
+        type_ = EntryType(obj["type"])
+        time = parse_time(obj["time"])
+        actor = obj["actor"]
+    except (KeyError, ValueError) as e:
+        raise BadInput(f"ledger entry lacks a valid type/time/actor: {e}") from e
+    if not isinstance(actor, str):
+        raise BadInput("ledger entry actor is not a string")
+    try:
+        canonical = canonical_json(obj) == data
+    except ValueError as e:
+        raise BadInput(f"ledger entry has a value outside canonical JSON: {e}") from e
+    if not canonical:
+        raise BadInput("ledger entry is not in canonical (RFC 8785) form")
+    fields = {k: v for k, v in obj.items() if k not in _RESERVED}
+    return Entry(type_, time, actor, MappingProxyType(fields))

@@ -1,0 +1,646 @@
+"""A store in a local directory: one file per object, one lock file per object.
+
+Retention note — read before deploying. This backend enforces retention **in
+software only**: its API refuses overwrites and early deletes, and the vault's
+``verify`` catches changes made behind its back, so it is *tamper-evident*; but it
+is not *non-erasable* — anyone with write access to the directory (root, a backup
+tool, ``rm -rf``) can delete or alter files. Rewriteable disk meets SEC
+17a-4(f)(2)(i)(B) only through integrated control codes, not extrinsic access
+controls (REQUIREMENTS.md F2-i-B-2), so records that must be kept in WORM form
+belong on the S3 Object Lock backend (COMPLIANCE mode), where the server enforces
+retention.
+
+Layout under ``root``::
+
+    objects/<name>       the bytes; chmod 0o444 once written
+    locks/<name>.json    retention state (retain_until, mode, legal_hold, size, created)
+    tmp/                 temp files; same filesystem, so link and rename are atomic
+    .store.lock          flock target that serialises writers across processes
+
+Crash safety. ``put`` writes the bytes to a temp file and fsyncs it, then writes
+the lock state the same way and publishes it (rename), fsyncing its directory;
+only then is the object made visible with ``os.link`` (which never replaces), and
+its directory fsynced. So a visible object always has its lock file; a lock file
+without its object (a crash between the two steps) is treated as absent and is
+replaced by the next ``put`` of that name. Lock-state updates are write-temp,
+fsync, ``os.replace``, fsync-directory. Opening the store removes leftover temp
+files and never touches ``objects/``.
+
+Concurrency. Mutations (and the temp clean-up on open) hold an exclusive
+``flock`` on ``.store.lock`` plus a thread lock, so several processes or threads
+may share a root; reads take no lock. POSIX only (``os.link``, ``fcntl``,
+directory fsync).
+
+Names map to paths one-to-one, so a name cannot be both an object and a prefix
+directory (``a`` and ``a/b``, and, through the lock files, ``a`` and ``a.json/b``);
+such a ``put`` raises :class:`BadInput`. ``MemoryStore`` applies the same rule.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from strongroom.errors import (
+    BadInput,
+    CorruptVault,
+    DiskFull,
+    NotFound,
+    ObjectExists,
+    Refused,
+    StorageError,
+    StrongroomError,
+)
+from strongroom.store.base import Now, ObjectInfo, RetentionMode, check_name, utc
+
+#: version of the lock-file JSON; bump on incompatible change
+LOCK_FORMAT = 1
+
+_CHUNK = 1 << 20
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_LOCK_FIELDS = frozenset(
+    {"format", "name", "retain_until", "mode", "legal_hold", "size", "created"}
+)
+
+
+def iso(dt: datetime) -> str:
+    """ISO-8601 UTC with a ``Z`` suffix, microseconds kept (round-trips exactly)."""
+    return utc(dt).isoformat().replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True, slots=True)
+class LockState:
+    """Retention state of one object, and the write-once rules that change it.
+
+    Both :class:`LocalStore` and the test-only ``MemoryStore`` keep their state in
+    this class, so the two cannot drift apart on what is allowed.
+    """
+
+    retain_until: datetime
+    mode: RetentionMode
+    legal_hold: bool
+    size: int
+    created: datetime
+
+    def info(self, name: str) -> ObjectInfo:
+        s = self
+        return ObjectInfo(name, s.size, s.retain_until, s.mode, s.legal_hold, s.created)
+
+    def extended(self, name: str, retain_until: datetime) -> LockState:
+        """The state with retention moved to ``retain_until``; Refused if earlier."""
+        new = utc(retain_until)
+        if new < self.retain_until:
+            raise Refused(
+                f"refusing to shorten the retention of {name!r}: it is retained until "
+                f"{iso(self.retain_until)}, requested {iso(new)}; retention can only be "
+                "extended"
+            )
+        return self if new == self.retain_until else replace(self, retain_until=new)
+
+    def with_hold(self, on: bool) -> LockState:
+        return self if self.legal_hold == on else replace(self, legal_hold=on)
+
+    def merged_for_retry(
+        self, retain_until: datetime, mode: RetentionMode, legal_hold: bool
+    ) -> LockState:
+        """State after a byte-identical re-``put``: adds protection, never removes it.
+
+        A later retain-until is applied, a COMPLIANCE request upgrades GOVERNANCE,
+        and a requested hold is set; an earlier date, a GOVERNANCE request or
+        ``legal_hold=False`` change nothing (a retry must not weaken anything).
+        """
+        new = self
+        if utc(retain_until) > new.retain_until:
+            new = replace(new, retain_until=utc(retain_until))
+        if mode is RetentionMode.COMPLIANCE and new.mode is not RetentionMode.COMPLIANCE:
+            new = replace(new, mode=RetentionMode.COMPLIANCE)
+        if legal_hold and not new.legal_hold:
+            new = replace(new, legal_hold=True)
+        return new
+
+    def check_delete(self, name: str, now: datetime) -> None:
+        """Raise Refused unless ``now >= retain_until`` and no legal hold is set."""
+        reasons = []
+        if utc(now) < self.retain_until:
+            reasons.append(f"it is retained until {iso(self.retain_until)} (now {iso(now)})")
+        if self.legal_hold:
+            reasons.append("it is under legal hold")
+        if reasons:
+            raise Refused(f"refusing to delete {name!r}: {' and '.join(reasons)}")
+
+    def to_json(self, name: str) -> bytes:
+        doc = {
+            "format": LOCK_FORMAT,
+            "name": name,
+            "retain_until": iso(self.retain_until),
+            "mode": self.mode.value,
+            "legal_hold": self.legal_hold,
+            "size": self.size,
+            "created": iso(self.created),
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, name: str, raw: bytes, where: str) -> LockState:
+        """Parse and validate a lock file; anything unexpected is CorruptVault."""
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or set(doc) != _LOCK_FIELDS:
+                raise ValueError(f"expected exactly the fields {sorted(_LOCK_FIELDS)}")
+            if doc["format"] != LOCK_FORMAT or doc["name"] != name:
+                raise ValueError(f"format {doc['format']!r} for name {doc['name']!r}")
+            size, hold = doc["size"], doc["legal_hold"]
+            if type(size) is not int or size < 0 or type(hold) is not bool:
+                raise ValueError("size or legal_hold is of the wrong type")
+            mode = RetentionMode(doc["mode"])
+            return cls(
+                _utc_field(doc["retain_until"]), mode, hold, size, _utc_field(doc["created"])
+            )
+        except ValueError as e:
+            raise CorruptVault(
+                f"lock file for {name!r} at {where} is invalid: {e}",
+                "Retention state is unknown, so the object is treated as retained; "
+                "run 'strongroom verify' and restore the lock file from a replica.",
+            ) from e
+
+
+def _utc_field(value: object) -> datetime:
+    """Parse a lock-file time: an ISO-8601 string with a zero UTC offset."""
+    dt = datetime.fromisoformat(value) if isinstance(value, str) else None
+    if dt is None or dt.utcoffset() != timedelta(0):
+        raise ValueError(f"not an ISO-8601 UTC time: {value!r}")
+    return dt.astimezone(UTC)
+
+
+def check_transition(name: str, old: LockState, new: LockState) -> None:
+    """Last check before any lock-state write: nothing may be weakened.
+
+    Retention never moves earlier, COMPLIANCE is never lowered, and size and
+    creation time never change. The public operations already follow these rules;
+    this guards the write itself against a bug in them.
+    """
+    if new.retain_until < old.retain_until:
+        old.extended(name, new.retain_until)  # raises Refused with both dates
+    if old.mode is RetentionMode.COMPLIANCE and new.mode is not RetentionMode.COMPLIANCE:
+        raise Refused(f"refusing to lower the mode of {name!r} from COMPLIANCE to {new.mode}")
+    if (new.size, new.created) != (old.size, old.created):
+        raise Refused(f"refusing to change the size or creation time of {name!r}")
+
+
+def check_range(offset: int, length: int | None) -> None:
+    """Reject negative offsets and lengths (BadInput)."""
+    if offset < 0 or (length is not None and length < 0):
+        raise BadInput(f"invalid byte range: offset={offset}, length={length}")
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def _os_error(e: OSError, what: str) -> StrongroomError:
+    """Map an OSError to the error family: a full disk or quota is DiskFull."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"no space left while {what}: {e.strerror}")
+    if e.errno == errno.ENAMETOOLONG:
+        return BadInput(f"name too long for this filesystem while {what}")
+    return StorageError(f"I/O error while {what}: {e}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view[:_CHUNK])
+        view = view[n:]
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a directory's entries (new files, renames, unlinks) durable."""
+    fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quiet(path: Path | None) -> None:
+    if path is not None:
+        with suppress(OSError):
+            path.unlink()
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _regular(path: Path) -> os.stat_result | None:
+    """The stat of a regular file at ``path`` (symlinks not followed), else None."""
+    st = _lstat(path)
+    return st if st is not None and stat.S_ISREG(st.st_mode) else None
+
+
+# ------------------------------------------------------------------------- store
+
+
+class LocalStore:
+    """A write-once store in a directory (see the module docstring for the layout)."""
+
+    url: str
+
+    def __init__(self, root: Path, now: Now) -> None:
+        given = Path(root).expanduser()
+        try:
+            given.mkdir(parents=True, exist_ok=True)
+            self.root = given.resolve(strict=True)
+            self._objects = self.root / "objects"
+            self._locks = self.root / "locks"
+            self._tmp = self.root / "tmp"
+            for d in (self._objects, self._locks, self._tmp):
+                d.mkdir(exist_ok=True)
+                st = os.lstat(d)
+                if not stat.S_ISDIR(st.st_mode):
+                    raise StorageError(f"{d} must be a directory, not a link or file")
+            self._lock_fd = os.open(
+                self.root / ".store.lock", os.O_RDWR | os.O_CREAT | _O_CLOEXEC, 0o644
+            )
+        except OSError as e:
+            raise _os_error(e, f"opening the store at {given}") from e
+        self.url = self.root.as_uri()
+        self._now = now
+        self._mutex = threading.RLock()
+        self._closed = False
+        try:
+            with self._writer():
+                self._clean_tmp()
+        except OSError as e:
+            self.close()
+            raise _os_error(e, f"cleaning {self._tmp}") from e
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.url!r})"
+
+    def close(self) -> None:
+        """Release the writer-lock file; further use raises StorageError."""
+        with self._mutex:
+            if not self._closed:
+                self._closed = True
+                os.close(self._lock_fd)
+
+    # ------------------------------------------------------------- internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"store {self.url} is closed")
+
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Serialise mutations across threads (RLock) and processes (flock)."""
+        with self._mutex:
+            self._check_open()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _clean_tmp(self) -> None:
+        """Remove temp files left by a crash; called under the writer lock."""
+        with os.scandir(self._tmp) as it:
+            for entry in it:
+                if not entry.is_dir(follow_symlinks=False):
+                    _unlink_quiet(Path(entry.path))
+
+    def _inside(self, path: Path, base: Path, name: str) -> None:
+        """Refuse paths that resolve outside ``base`` (e.g. via a planted symlink)."""
+        real = os.path.realpath(path)
+        if not real.startswith(str(base) + os.sep):
+            raise StorageError(
+                f"the path for {name!r} resolves outside {base} (to {real}); refusing to use it"
+            )
+
+    def _paths(self, name: str) -> tuple[Path, Path]:
+        """Object and lock-file paths for a valid ``name``, checked to stay in root."""
+        self._check_open()
+        check_name(name)
+        obj = self._objects / name
+        lock = self._locks / f"{name}.json"
+        self._inside(obj, self._objects, name)
+        self._inside(lock, self._locks, name)
+        return obj, lock
+
+    def _read_state(self, name: str, lock: Path) -> LockState | None:
+        try:
+            fd = os.open(lock, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(1 << 16)
+        return LockState.from_json(name, raw, str(lock))
+
+    def _require(self, name: str) -> tuple[Path, Path, os.stat_result, LockState]:
+        """Paths, stat and lock state of an existing object; NotFound if absent."""
+        obj, lock = self._paths(name)
+        try:
+            st = _regular(obj)
+            if st is None:
+                raise NotFound(f"no object {name!r} in {self.url}")
+            state = self._read_state(name, lock)
+        except OSError as e:
+            raise _os_error(e, f"reading {name!r}") from e
+        if state is None:
+            raise CorruptVault(
+                f"object {name!r} in {self.url} has no lock file; its retention is unknown",
+                "The object is treated as retained; run 'strongroom verify' and restore "
+                "the lock file from a replica.",
+            )
+        return obj, lock, st, state
+
+    def _write_temp(self, payload: bytes, kind: str) -> Path:
+        """Write ``payload`` to a new read-only file in ``tmp/`` and fsync it."""
+        path = self._tmp / f"{kind}-{secrets.token_hex(8)}.tmp"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+        try:
+            try:
+                os.fchmod(fd, 0o444)
+                _write_all(fd, payload)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _unlink_quiet(path)
+            raise
+        return path
+
+    def _makedirs(self, directory: Path, base: Path, name: str) -> list[Path]:
+        """Create ``directory`` and missing parents below ``base``; return the new ones.
+
+        An existing non-directory on the way means a shorter name is an object, which
+        a path-mapped store cannot combine with a longer one: BadInput.
+        """
+        missing: list[Path] = []
+        p = directory
+        while p != base:
+            st = _lstat(p)
+            if st is None:
+                missing.append(p)
+                p = p.parent
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise self._conflict(name, p, base)
+            break
+        for d in reversed(missing):
+            try:
+                d.mkdir(0o755)
+            except FileExistsError:
+                if not d.is_dir():
+                    raise self._conflict(name, d, base) from None
+        return missing
+
+    def _conflict(self, name: str, path: Path, base: Path) -> BadInput:
+        other = path.relative_to(base).as_posix()
+        return BadInput(
+            f"cannot store {name!r} in {self.url}: {other!r} is an object or a prefix of "
+            "other objects, and this store cannot hold a name that is both"
+        )
+
+    def _write_state(self, name: str, lock: Path, old: LockState, new: LockState) -> None:
+        """Atomically replace the lock file (temp, fsync, replace, fsync dir)."""
+        check_transition(name, old, new)
+        if new == old:
+            return
+        tmp = self._write_temp(new.to_json(name), "lock")
+        try:
+            tmp.replace(lock)
+        finally:
+            _unlink_quiet(tmp)  # gone after a successful replace
+        _fsync_dir(lock.parent)
+
+    def _same_content(self, obj: Path, data: bytes) -> bool:
+        fd = os.open(obj, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if os.fstat(f.fileno()).st_size != len(data):
+                return False
+            view = memoryview(data)
+            pos = 0
+            while chunk := f.read(_CHUNK):
+                if chunk != view[pos : pos + len(chunk)]:
+                    return False
+                pos += len(chunk)
+            return pos == len(data)
+
+    def _put_existing(
+        self, name: str, obj: Path, data: bytes, *, until: datetime, mode: RetentionMode, hold: bool
+    ) -> ObjectInfo:
+        """``put`` onto an existing object: identical bytes → retry, else ObjectExists."""
+        if not self._same_content(obj, data):
+            raise ObjectExists(
+                f"{name!r} already exists in {self.url} with different content; "
+                "objects are never overwritten"
+            )
+        _, lock, _, state = self._require(name)
+        new = state.merged_for_retry(until, mode, hold)
+        self._write_state(name, lock, state, new)
+        return new.info(name)
+
+    def _create(self, name: str, obj: Path, lock: Path, data: bytes, state: LockState) -> bool:
+        """Write a new object: bytes, then lock file (published), then link, fsyncs.
+
+        Returns False if the link found the name taken, which only a writer that
+        bypassed the writer lock can cause; the lock file is then left alone.
+        """
+        data_tmp: Path | None = None
+        lock_tmp: Path | None = None
+        published = linked = False
+        try:
+            data_tmp = self._write_temp(data, "obj")
+            lock_tmp = self._write_temp(state.to_json(name), "lock")
+            new_obj_dirs = self._makedirs(obj.parent, self._objects, name)
+            new_lock_dirs = self._makedirs(lock.parent, self._locks, name)
+            # Any lock file here is stale (the object is absent and we hold the writer
+            # lock), so replacing it is safe; the lock must be durable before the link.
+            lock_tmp.replace(lock)
+            lock_tmp, published = None, True
+            for d in {lock.parent, *(d.parent for d in new_lock_dirs)}:
+                _fsync_dir(d)
+            try:
+                os.link(data_tmp, obj, follow_symlinks=False)  # never replaces
+            except FileExistsError:
+                linked = True  # not ours, but its lock file must stay
+                return False
+            linked = True
+            _unlink_quiet(data_tmp)
+            data_tmp = None
+            for d in {obj.parent, *(d.parent for d in new_obj_dirs)}:
+                _fsync_dir(d)
+            return True
+        finally:
+            _unlink_quiet(data_tmp)
+            _unlink_quiet(lock_tmp)
+            if published and not linked:
+                _unlink_quiet(lock)
+
+    # ------------------------------------------------------------ protocol
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        retain_until: datetime,
+        mode: RetentionMode = RetentionMode.COMPLIANCE,
+        legal_hold: bool = False,
+    ) -> ObjectInfo:
+        """Create ``name`` durably; see :meth:`Store.put` for the retry rules."""
+        obj, lock = self._paths(name)
+        retain_until = utc(retain_until)
+        mode = RetentionMode(mode)
+        with self._writer():
+            try:
+                st = _lstat(obj)
+                if st is not None and stat.S_ISREG(st.st_mode):
+                    return self._put_existing(
+                        name, obj, data, until=retain_until, mode=mode, hold=legal_hold
+                    )
+                if st is not None:
+                    raise self._conflict(name, obj, self._objects)
+                if (st := _lstat(lock)) is not None and stat.S_ISDIR(st.st_mode):
+                    raise self._conflict(name, lock, self._locks)
+                state = LockState(retain_until, mode, legal_hold, len(data), utc(self._now()))
+                if self._create(name, obj, lock, data, state):
+                    return state.info(name)
+                if not obj.is_file():
+                    raise self._conflict(name, obj, self._objects)
+                return self._put_existing(
+                    name, obj, data, until=retain_until, mode=mode, hold=legal_hold
+                )
+            except OSError as e:
+                raise _os_error(e, f"writing {name!r} to {self.url}") from e
+
+    def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Read a byte range with a seek (never loads more than asked)."""
+        obj, _ = self._paths(name)
+        check_range(offset, length)
+        try:
+            try:
+                fd = os.open(obj, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFound(f"no object {name!r} in {self.url}") from None
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise NotFound(f"no object {name!r} in {self.url}")
+                f.seek(offset)
+                return f.read() if length is None else f.read(length)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a symlink where an object should be
+                raise NotFound(f"no object {name!r} in {self.url}") from e
+            raise _os_error(e, f"reading {name!r}") from e
+
+    def head(self, name: str) -> ObjectInfo:
+        """Size, retention and hold; CorruptVault if the lock file is missing or wrong."""
+        _, _, st, state = self._require(name)
+        if st.st_size != state.size:
+            raise CorruptVault(
+                f"object {name!r} in {self.url} is {st.st_size} bytes but its lock file "
+                f"records {state.size}; it was altered outside Strongroom",
+                "Run 'strongroom verify' and restore the object from a replica.",
+            )
+        return state.info(name)
+
+    def exists(self, name: str) -> bool:
+        obj, _ = self._paths(name)
+        try:
+            return _regular(obj) is not None
+        except OSError as e:
+            raise _os_error(e, f"checking {name!r}") from e
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Sorted names starting with ``prefix``; only the prefix's directory is walked."""
+        self._check_open()
+        dir_part, sep, start = prefix.rpartition("/")
+        if sep:
+            try:
+                check_name(dir_part)
+            except BadInput:
+                return  # no valid name starts with this prefix
+            base = self._objects / dir_part
+            self._inside(base, self._objects, dir_part)
+            yield from self._walk(base, dir_part + "/", start)
+        else:
+            yield from self._walk(self._objects, "", start)
+
+    def _walk(self, directory: Path, name_prefix: str, start: str) -> Iterator[str]:
+        """Yield object names below ``directory`` in sorted order.
+
+        Sibling entries are ordered with ``/`` appended to directory names, which is
+        exactly the order of the full names (``a.c`` < ``a/b`` because ``.`` < ``/``).
+        """
+        entries: list[tuple[str, bool]] = []
+        try:
+            with os.scandir(directory) as it:
+                for e in it:
+                    if not e.name.startswith(start):
+                        continue
+                    try:
+                        check_name(name_prefix + e.name)
+                    except BadInput:
+                        continue
+                    if e.is_dir(follow_symlinks=False):
+                        entries.append((e.name + "/", True))
+                    elif e.is_file(follow_symlinks=False):
+                        entries.append((e.name, False))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as e:
+            raise _os_error(e, f"listing {directory}") from e
+        for key, is_dir in sorted(entries):
+            if is_dir:
+                yield from self._walk(directory / key[:-1], name_prefix + key, "")
+            else:
+                yield name_prefix + key
+
+    def _change(self, name: str, change: Callable[[LockState], LockState]) -> ObjectInfo:
+        """Apply ``change`` to the lock state under the writer lock and persist it."""
+        with self._writer():
+            _, lock, _, state = self._require(name)
+            new = change(state)
+            try:
+                self._write_state(name, lock, state, new)
+            except OSError as e:
+                raise _os_error(e, f"updating the lock file of {name!r}") from e
+            return new.info(name)
+
+    def extend_retention(self, name: str, retain_until: datetime) -> ObjectInfo:
+        """Move retain-until later; an earlier date is Refused, an equal one a no-op."""
+        return self._change(name, lambda state: state.extended(name, retain_until))
+
+    def set_legal_hold(self, name: str, on: bool) -> ObjectInfo:
+        return self._change(name, lambda state: state.with_hold(on))
+
+    def delete(self, name: str) -> None:
+        """Delete an expired, unheld object: object file first, then its lock file."""
+        with self._writer():
+            obj, lock, _, state = self._require(name)
+            state.check_delete(name, utc(self._now()))
+            try:
+                obj.unlink()
+                _fsync_dir(obj.parent)
+                lock.unlink()
+                _fsync_dir(lock.parent)
+            except OSError as e:
+                raise _os_error(e, f"deleting {name!r}") from e

@@ -1,0 +1,221 @@
+"""Applying ledger entries to the catalog, and loading what they point to.
+
+:class:`Indexer` is the only code that writes catalog rows. The same
+:meth:`Indexer.apply` runs live (right after a commit) and in ``reindex`` (from an
+empty catalog), so the two give the same catalog. :class:`Loader` reads packs,
+manifests and record content from the store — or, during a live commit, from the
+copies the ingest pipeline still holds in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from strongroom.catalog import Catalog, Query
+from strongroom.core.entries import Entry, EntryType
+from strongroom.core.extract import MAX_TEXT, extract
+from strongroom.core.retention import format_time
+from strongroom.errors import CorruptVault
+from strongroom.vault.packs import BlobKind, IndexRow, index_location, open_blob, parse_index
+
+if TYPE_CHECKING:
+    from strongroom.vault.vault import Vault
+
+Manifest = dict[str, Any]
+
+
+class Loader:
+    """Reads packs and records; caches what a live commit has just written."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.live_indexes: dict[str, list[IndexRow]] = {}
+        self.live_manifests: dict[str, Manifest] = {}
+        self.live_content: dict[str, bytes] = {}
+
+    def forget(self) -> None:
+        self.live_indexes.clear()
+        self.live_manifests.clear()
+        self.live_content.clear()
+
+    def pack_index(self, name: str) -> list[IndexRow]:
+        rows = self.live_indexes.get(name)
+        if rows is not None:
+            return rows
+        store = self.vault.store
+        size = store.head(name).size
+        off, length = index_location(store.get(name, max(0, size - 8), 8), size, name)
+        return parse_index(store.get(name, off, length), self.vault.keyring, name)
+
+    def blob(self, pack: str, blob_id: bytes, offset: int, length: int, plain_len: int) -> bytes:
+        sealed = self.vault.store.get(pack, offset, length)
+        if len(sealed) != length:
+            raise CorruptVault(f"pack {pack}: blob at {offset} is truncated")
+        return open_blob(self.vault.keyring, pack, blob_id, sealed, plain_len)
+
+    def manifest(self, record_id: str, ref: dict[str, Any]) -> Manifest:
+        m = self.live_manifests.get(record_id)
+        if m is None:
+            raw = self.blob(ref["pack"], record_id.encode(), ref["offset"], ref["length"],
+                            ref["plain_len"])
+            m = json.loads(raw)
+        if not isinstance(m, dict) or m.get("record") != record_id:
+            raise CorruptVault(f"manifest of record {record_id} does not name it")
+        return m
+
+    def chunks(self, m: Manifest, limit: int | None = None) -> Any:
+        """Yield the record's content chunk by chunk, each checked by its keyed id."""
+        packs: list[str] = m["packs"]
+        done = 0
+        for pack_i, offset, length, plain_len, cid in m["chunks"]:
+            if limit is not None and done >= limit:
+                return
+            chunk_id = bytes.fromhex(cid)
+            data = self.blob(packs[pack_i], chunk_id, offset, length, plain_len)
+            if self.vault.hasher.chunk_id(data) != chunk_id:
+                raise CorruptVault(f"chunk {cid[:16]} in {packs[pack_i]} does not match its id")
+            done += len(data)
+            yield data
+
+    def content_prefix(self, record_id: str, m: Manifest) -> tuple[bytes, bool]:
+        live = self.live_content.get(record_id)
+        if live is not None:
+            return live[:MAX_TEXT], len(live) > MAX_TEXT
+        buf = bytearray()
+        for data in self.chunks(m, MAX_TEXT):
+            buf += data
+        return bytes(buf[:MAX_TEXT]), int(m["size"]) > MAX_TEXT
+
+    def write_content(self, rec: dict[str, Any], out: BinaryIO) -> None:
+        m = self.manifest(rec["id"], _manifest_ref(rec))
+        h = hashlib.sha256()
+        for data in self.chunks(m):
+            h.update(data)
+            out.write(data)
+        if h.hexdigest() != rec["sha256"]:
+            raise CorruptVault(
+                f"record {rec['id']}: content hash {h.hexdigest()} differs from the ledger's "
+                f"{rec['sha256']}"
+            )
+
+
+def _manifest_ref(rec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pack": rec["manifest_pack"],
+        "offset": rec["manifest_offset"],
+        "length": rec["manifest_length"],
+        "plain_len": rec["manifest_plain"],
+    }
+
+
+class Indexer:
+    """Turns ledger entries into catalog rows (inside the caller's transaction)."""
+
+    def __init__(self, catalog: Catalog, loader: Loader) -> None:
+        self.catalog = catalog
+        self.loader = loader
+        self.newly_held: list[tuple[str, str]] = []  # (hold id, record id) for the live path
+
+    def apply(self, serial: int, e: Entry) -> None:
+        db = self.catalog.db
+        t = e.type
+        if t is EntryType.VAULT_INIT or t is EntryType.MODE_SET:
+            self.catalog.set_meta("mode", str(e["mode"]))
+        elif t is EntryType.OBJECT_PUT:
+            self._object_put(db, serial, e)
+        elif t is EntryType.OBJECT_EXTEND:
+            db.execute("UPDATE packs SET retain_until = max(retain_until, ?) WHERE name = ?",
+                       (e["retain_until"], e["object"]))
+        elif t is EntryType.OBJECT_HOLD:
+            db.execute("UPDATE packs SET legal_hold = ? WHERE name = ?",
+                       (1 if e["on"] else 0, e["object"]))
+        elif t is EntryType.OBJECT_DELETE:
+            db.execute("UPDATE packs SET deleted_serial = ? WHERE name = ?", (serial, e["object"]))
+            db.execute("DELETE FROM chunks WHERE pack = ?", (e["object"],))
+        elif t is EntryType.RECORD_APPEND:
+            self._record_append(db, serial, e)
+        elif t is EntryType.RECORD_EXTEND:
+            db.execute("UPDATE records SET retain_until = max(retain_until, ?) WHERE id = ?",
+                       (e["retain_until"], e["record"]))
+        elif t is EntryType.RECORD_DISPOSE:
+            rid = e["record"]
+            row = db.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
+            db.execute("UPDATE records SET disposed_serial = ? WHERE id = ?", (serial, rid))
+            if row is not None:
+                db.execute("DELETE FROM fts WHERE rowid = ?", (row[0],))
+            db.execute("DELETE FROM participants WHERE record_id = ?", (rid,))
+        elif t is EntryType.HOLD_PLACE:
+            self._hold_place(db, serial, e)
+        elif t is EntryType.HOLD_RELEASE:
+            db.execute("UPDATE holds SET released_serial = ? WHERE id = ?", (serial, e["hold"]))
+        self.catalog.set_meta("indexed", str(serial + 1))
+
+    def _object_put(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
+        name = e["object"]
+        db.execute(
+            "INSERT INTO packs(name, sha256, size, retain_until, legal_hold, put_serial)"
+            " VALUES(?, ?, ?, ?, ?, ?)",
+            (name, e["sha256"], e["size"], e["retain_until"], 1 if e.get("legal_hold") else 0,
+             serial),
+        )
+        rows = [
+            (r.blob_id, name, r.offset, r.length, r.plain_len)
+            for r in self.loader.pack_index(name)
+            if r.kind == BlobKind.CHUNK
+        ]
+        db.executemany(
+            "INSERT OR IGNORE INTO chunks(id, pack, offset, length, plain_len)"
+            " VALUES(?, ?, ?, ?, ?)", rows)
+
+    def _record_append(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
+        rid = e["record"]
+        details = self.loader.vault.open_details(e["sealed"], rid.encode())
+        m = self.loader.manifest(rid, e["manifest"])
+        content, truncated = self.loader.content_prefix(rid, m)
+        x = extract(e["class"], details.get("filename", ""), content, truncated)
+        flags = sorted(set(x.flags) | set(e.get("flags", [])))
+        cur = db.execute(
+            "INSERT INTO records(id, serial, class, source, source_id, source_key, sha256, size,"
+            " received, retain_until, rule, filename, manifest_pack, manifest_offset,"
+            " manifest_length, manifest_plain, flags, actor)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rid, serial, e["class"], details.get("source", ""), details.get("source_id", ""),
+             e["source_key"], e["sha256"], e["size"], format_time(e.time), e["retain_until"],
+             e["rule"], details.get("filename", ""), e["manifest"]["pack"],
+             e["manifest"]["offset"], e["manifest"]["length"], e["manifest"]["plain_len"],
+             ",".join(flags), e.actor),
+        )
+        rowid = cur.lastrowid
+        db.executemany("INSERT INTO participants(record_id, role, address) VALUES(?, ?, ?)",
+                       [(rid, role, addr) for role, addr in x.participants])
+        db.execute("INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, ?, ?)",
+                   (rowid, x.body, x.subject, " ".join(a for _, a in x.participants)))
+        db.executemany("INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)",
+                       [(rid, p) for p in e["packs"]])
+        for hold in self.catalog.holds():
+            if hold["kind"] == "query" and self.catalog.matches(
+                Query.from_json(json.loads(hold["query"])), rid
+            ):
+                db.execute("INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
+                           (hold["id"], rid))
+                self.newly_held.append((hold["id"], rid))
+
+    def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
+        hid = e["hold"]
+        d = self.loader.vault.open_details(e["sealed"], hid.encode())
+        query = d.get("query")
+        db.execute(
+            "INSERT INTO holds(id, kind, query, reason, actor, placed, placed_serial)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?)",
+            (hid, e["scope"], json.dumps(query, sort_keys=True) if query else "",
+             d.get("reason", ""), e.actor, format_time(e.time), serial),
+        )
+        if e["scope"] == "query":
+            ids = self.catalog.record_ids(Query.from_json(query or {}))
+        else:
+            ids = list(e["records"])
+        db.executemany("INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
+                       [(hid, r) for r in ids])

@@ -1,0 +1,449 @@
+"""Appending records: chunk, deduplicate, compress, encrypt, pack, group-commit.
+
+A record's raw original bytes are stored exactly as received. Content up to
+:data:`SMALL` bytes is one chunk; larger content is split by FastCDC (content-defined
+chunking, so an insertion moves only nearby boundaries). Each chunk is named by a keyed
+hash (HMAC-SHA256 under a key derived from the master key, so chunk ids reveal nothing
+about content to someone without keys), deduplicated against the catalog, compressed
+with zstd when that helps, sealed with AES-256-GCM and laid into a pack of the
+record's expiry bucket. zstd, AES-GCM and the hashes release the GIL, so large content
+uses both cores through a small thread pool, with a bounded number of chunks in flight
+(peak memory does not grow with input size).
+
+Group commit: records are acknowledged (``on_ack``) only after :meth:`Appender.commit`
+has made their packs, the ledger entries and a signed checkpoint durable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO
+
+from pyfastcdc import FastCDC
+
+from strongroom.core.canonical import canonical_json
+from strongroom.core.entries import EntryType
+from strongroom.core.extract import MAX_TEXT
+from strongroom.core.retention import format_time, parse_time
+from strongroom.errors import BadInput
+from strongroom.vault.packs import BlobKind, BlobRef, PackWriter, bucket_of, encode_blob
+from strongroom.vault.vault import Vault
+
+SMALL = 256 << 10  # content up to this size is a single chunk
+CDC_MIN, CDC_AVG, CDC_MAX = 256 << 10, 1 << 20, 4 << 20
+PACK_TARGET = 16 << 20  # a pack is closed when its (uncompressed) content reaches this
+IN_FLIGHT = 6  # chunks being compressed/sealed at once (bounds memory)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_record_id(now: datetime) -> str:
+    """A ULID-style id: 48-bit milliseconds then 80 random bits, Crockford base32."""
+    n = (int(now.timestamp() * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One record to append. ``open`` returns its raw bytes as a binary stream."""
+
+    open: Callable[[], BinaryIO]
+    record_class: str = "file"
+    source: str = "cli"
+    source_id: str = ""
+    filename: str = ""
+    flags: tuple[str, ...] = ()
+
+    @staticmethod
+    def from_bytes(data: bytes, **kw: str) -> Item:
+        return Item(open=lambda: io.BytesIO(data), **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    record: str
+    serial: int
+    sha256: str
+    size: int
+    retain_until: datetime
+    rule: str
+    duplicate: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "record": self.record,
+            "serial": self.serial,
+            "sha256": self.sha256,
+            "size": self.size,
+            "retain_until": format_time(self.retain_until),
+            "rule": self.rule,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    result: AppendResult
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+_VALID_CLASS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def check_label(what: str, value: str) -> str:
+    if not value or len(value) > 64 or not set(value) <= _VALID_CLASS:
+        raise BadInput(f"invalid record {what} {value!r}",
+                       f"A {what} is 1-64 characters of a-z, 0-9, '.', '_' and '-'.")
+    return value
+
+
+class Appender:
+    """Buffers appends into batches; one commit per batch (group commit)."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        on_ack: Callable[[AppendResult], None] | None = None,
+        batch_records: int = 5000,
+        batch_bytes: int = 256 << 20,
+        workers: int = 2,
+    ) -> None:
+        self.vault = vault
+        self.on_ack = on_ack
+        self.batch_records = batch_records
+        self.batch_bytes = batch_bytes
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seal")
+        self._cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._writers: dict[str, PackWriter] = {}
+        self._closing: list[PackWriter] = []
+        self._flushed: list[dict[str, object]] = []  # object.put fields, in order
+        self._new_chunks: dict[bytes, BlobRef] = {}
+        self._extend: dict[str, datetime] = {}
+        self._records: list[_Pending] = []
+        self._by_content: dict[tuple[str, str], AppendResult] = {}
+        self._bytes = 0
+        self._writer_fill: dict[str, int] = {}
+        self._stored_until: dict[str, datetime] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Appender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.commit()
+            else:
+                self.abort()
+        finally:
+            self.close()
+
+    def abort(self) -> None:
+        """Drop the batch: nothing in it is acknowledged. Packs already stored stay
+        (they are immutable) but no entry references them; ``verify`` lists them."""
+        self.vault.loader.forget()
+        self._reset()
+
+    # --- packs --------------------------------------------------------------------------
+
+    def _writer(self, bucket: str, planned: int) -> PackWriter:
+        w = self._writers.get(bucket)
+        if w is None or self._writer_fill[w.name] + planned > PACK_TARGET and w.count:
+            if w is not None:
+                self._closing.append(w)
+            w = PackWriter(bucket, self.vault.keyring.current)
+            self._writers[bucket] = w
+            self._writer_fill[w.name] = 0
+        self._writer_fill[w.name] += planned
+        return w
+
+    def _store_pack(self, w: PackWriter) -> None:
+        assert w.retain_until is not None
+        data = w.finish()
+        info = self.vault.store.put(w.name, data, retain_until=w.retain_until, mode=self.vault.mode)
+        self.vault.loader.live_indexes[w.name] = w.rows
+        self._stored_until[w.name] = w.retain_until
+        self._flushed.append({
+            "object": w.name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": info.size,
+            "retain_until": format_time(w.retain_until),
+        })
+
+    def _open_writer(self, pack: str) -> PackWriter | None:
+        for w in (*self._writers.values(), *self._closing):
+            if w.name == pack:
+                return w
+        return None
+
+    def _retention_of(self, pack: str) -> datetime | None:
+        if pack in self._extend:
+            return self._extend[pack]
+        if pack in self._stored_until:
+            return self._stored_until[pack]
+        row = self.vault.catalog.pack(pack)
+        return None if row is None else parse_time(row["retain_until"])
+
+    # --- appending ----------------------------------------------------------------------
+
+    def add(self, item: Item) -> AppendResult | None:
+        """Append one record; returns its result if it was a duplicate of a known one,
+        else None (the result is acknowledged at commit)."""
+        check_label("class", item.record_class)
+        check_label("source", item.source)
+        try:
+            stream = item.open()
+        except OSError as e:
+            raise BadInput(f"cannot read {item.filename or 'input'}: {e.strerror or e}") from e
+        with stream:
+            try:
+                result = self._add(item, stream)
+            except OSError as e:
+                raise BadInput(f"error reading {item.filename or 'input'}: {e}") from e
+        if len(self._records) >= self.batch_records or self._bytes >= self.batch_bytes:
+            self.commit()
+        return result
+
+    def _add(self, item: Item, stream: BinaryIO) -> AppendResult | None:
+        vault = self.vault
+        now = vault.now()
+        decision = vault.opts.policy.decide(item.record_class, item.source, now)
+        source_key = vault.source_key(item.source, item.source_id or item.filename)
+        bucket = bucket_of(decision.retain_until)
+        head = stream.read(SMALL + 1)
+        sha = hashlib.sha256()
+        chunks: list[tuple[BlobRef, bytes]] = []
+        prefix = bytearray()
+        if len(head) <= SMALL:
+            sha.update(head)
+            dup = self._duplicate(source_key, sha.hexdigest())
+            if dup is not None:
+                return dup
+            if head:
+                chunks.append(self._chunk_inline(head, bucket, decision.retain_until))
+            prefix += head
+            size = len(head)
+        else:
+            size = self._chunk_stream(head, stream, bucket, decision.retain_until, sha, chunks,
+                                      prefix)
+            dup = self._duplicate(source_key, sha.hexdigest())
+            if dup is not None:
+                return dup
+        digest = sha.hexdigest()
+        record_id = new_record_id(now)
+        # chunks reused from packs that would expire too early get their retention extended
+        for ref, _ in chunks:
+            w = self._open_writer(ref.pack)
+            if w is not None:
+                w.note_retention(decision.retain_until)
+                continue
+            cur = self._retention_of(ref.pack)
+            if cur is not None and cur < decision.retain_until:
+                self._extend[ref.pack] = decision.retain_until
+        packs = sorted({ref.pack for ref, _ in chunks})
+        pack_index = {p: i for i, p in enumerate(packs)}
+        manifest = {
+            "v": 1,
+            "record": record_id,
+            "size": size,
+            "sha256": digest,
+            "packs": packs,
+            "chunks": [[pack_index[r.pack], r.offset, r.length, r.plain_len, cid.hex()]
+                       for r, cid in chunks],
+        }
+        mw = self._writer(bucket, 256)
+        mw.note_retention(decision.retain_until)
+        mref = mw.add(record_id.encode(), BlobKind.MANIFEST, canonical_json(manifest))
+        all_packs = sorted({*packs, mref.pack})
+        vault.loader.live_manifests[record_id] = manifest
+        vault.loader.live_content[record_id] = bytes(prefix[: MAX_TEXT + 1])
+        result = AppendResult(record_id, -1, digest, size, decision.retain_until, decision.rule)
+        sealed = vault.seal_details(
+            {"source": item.source, "source_id": item.source_id, "filename": item.filename},
+            record_id.encode(),
+        )
+        self._records.append(_Pending(result, {
+            "record": record_id,
+            "class": item.record_class,
+            "sha256": digest,
+            "size": size,
+            "retain_until": format_time(decision.retain_until),
+            "rule": decision.rule,
+            "source_key": source_key,
+            "manifest": {"pack": mref.pack, "offset": mref.offset, "length": mref.length,
+                         "plain_len": mref.plain_len},
+            "packs": all_packs,
+            "flags": sorted(item.flags),
+            "sealed": sealed,
+        }))
+        self._by_content[(source_key, digest)] = result
+        self._bytes += size
+        return None
+
+    def _duplicate(self, source_key: str, digest: str) -> AppendResult | None:
+        hit = self._by_content.get((source_key, digest))
+        if hit is not None:
+            return AppendResult(hit.record, hit.serial, hit.sha256, hit.size, hit.retain_until,
+                                hit.rule, duplicate=True)
+        rid = self.vault.catalog.find_duplicate(source_key, digest)
+        if rid is None:
+            return None
+        rec = self.vault.catalog.record(rid)
+        assert rec is not None
+        res = AppendResult(rid, rec["serial"], digest, rec["size"],
+                           parse_time(rec["retain_until"]), rec["rule"], duplicate=True)
+        if self.on_ack:
+            self.on_ack(res)
+        return res
+
+    def _known(self, cid: bytes) -> BlobRef | None:
+        ref = self._new_chunks.get(cid)
+        if ref is not None:
+            return ref
+        row = self.vault.catalog.chunk(cid)
+        return None if row is None else BlobRef(*row)
+
+    def _chunk_inline(self, data: bytes, bucket: str, until: datetime) -> tuple[BlobRef, bytes]:
+        cid = self.vault.hasher.chunk_id(data)
+        ref = self._known(cid)
+        if ref is None:
+            w = self._writer(bucket, len(data))
+            w.note_retention(until)
+            ref = w.add(cid, BlobKind.CHUNK, data)
+            self._new_chunks[cid] = ref
+            if self._closing:
+                self._store_closed()
+        return ref, cid
+
+    def _chunk_stream(
+        self,
+        head: bytes,
+        stream: BinaryIO,
+        bucket: str,
+        until: datetime,
+        sha: hashlib._Hash,
+        chunks: list[tuple[BlobRef, bytes]],
+        prefix: bytearray,
+    ) -> int:
+        reader = _Prepend(head, stream)
+        queue: deque[tuple[int, PackWriter, bytes, Future[bytes], int]] = deque()
+        size = 0
+        slots: list[tuple[BlobRef, bytes] | None] = []
+
+        def drain(limit: int) -> None:
+            while len(queue) > limit:
+                slot, w, cid, fut, plain_len = queue.popleft()
+                ref = w.add_sealed(cid, BlobKind.CHUNK, fut.result(), plain_len)
+                self._new_chunks[cid] = ref
+                slots[slot] = (ref, cid)
+                self._store_closed({id(q[1]) for q in queue})
+
+        for c in self._cdc.cut_stream(reader):
+            data = bytes(c.data)
+            size += len(data)
+            sha.update(data)
+            if len(prefix) <= MAX_TEXT:
+                prefix += data[: MAX_TEXT + 1 - len(prefix)]
+            cid = self.vault.hasher.chunk_id(data)
+            ref = self._known(cid)
+            if ref is None and any(q[2] == cid for q in queue):
+                drain(0)
+                ref = self._known(cid)
+            if ref is not None:
+                slots.append((ref, cid))
+                continue
+            w = self._writer(bucket, len(data))
+            w.note_retention(until)
+            slots.append(None)
+            queue.append((len(slots) - 1, w, cid, self._pool.submit(_seal_job, w, cid, data),
+                          len(data)))
+            drain(IN_FLIGHT)
+        drain(0)
+        for s in slots:
+            assert s is not None
+            chunks.append(s)
+        return size
+
+    def _store_closed(self, busy: set[int] | None = None) -> None:
+        """Store closed packs that have received all their in-flight blobs."""
+        keep = []
+        for w in self._closing:
+            if busy and id(w) in busy:
+                keep.append(w)
+            else:
+                self._store_pack(w)
+        self._closing = keep
+
+    # --- commit -------------------------------------------------------------------------
+
+    def commit(self) -> list[AppendResult]:
+        """Store open packs, extend reused packs, write entries; acknowledge the batch."""
+        vault = self.vault
+        if not self._records and not self._flushed and not self._writers and not self._closing:
+            return []
+        for w in [*self._closing, *self._writers.values()]:
+            if w.count:
+                self._store_pack(w)
+        self._closing.clear()
+        self._writers.clear()
+        for pack, until in sorted(self._extend.items()):
+            vault.store.extend_retention(pack, until)
+            vault.append_entry(EntryType.OBJECT_EXTEND, {"object": pack,
+                                                          "retain_until": format_time(until)})
+        for put in self._flushed:
+            vault.append_entry(EntryType.OBJECT_PUT, put)
+        results = []
+        for p in self._records:
+            serial = vault.append_entry(EntryType.RECORD_APPEND, p.fields)
+            r = p.result
+            results.append(AppendResult(r.record, serial, r.sha256, r.size, r.retain_until,
+                                        r.rule))
+        vault.commit()
+        if vault.indexer.newly_held:
+            from strongroom.vault.lifecycle import hold_packs_of
+
+            held = sorted({rid for _, rid in vault.indexer.newly_held})
+            vault.indexer.newly_held.clear()
+            hold_packs_of(vault, held)
+            vault.commit()
+        self._reset()
+        if self.on_ack:
+            for r in results:
+                self.on_ack(r)
+        return results
+
+
+def _seal_job(w: PackWriter, cid: bytes, data: bytes) -> bytes:
+    return w.seal_blob(cid, encode_blob(data))
+
+
+class _Prepend(io.RawIOBase):
+    """A reader that yields ``head`` and then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        if self._head.nbytes:
+            n = min(len(b), self._head.nbytes)
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        got = self._stream.readinto(b)  # type: ignore[attr-defined]
+        return int(got or 0)
+

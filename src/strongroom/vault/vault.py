@@ -1,0 +1,525 @@
+"""The vault: ties the store, the ledger, the keys, the clock and the catalog together.
+
+Opening a vault unlocks its keys, takes the writer lock, rolls the ledger forward
+past any crash, and brings the catalog up to the ledger. Every action that changes
+or reads the archive appends a ledger entry with the actor and the compliance time
+(REQUIREMENTS.md F3-iii); :meth:`Vault.commit` makes queued entries durable and
+signs a checkpoint. Record ingest lives in :mod:`strongroom.vault.ingest`, holds
+and disposal in :mod:`strongroom.vault.lifecycle`, verification in
+:mod:`strongroom.vault.verify`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from strongroom.catalog import Catalog
+from strongroom.core.canonical import canonical_json
+from strongroom.core.checkpoint import parse_vkey, vkey
+from strongroom.core.entries import Entry, EntryType, decode_entry, encode_entry
+from strongroom.core.retention import (
+    ClockReading,
+    ClockState,
+    Policy,
+    confirm_jump,
+    format_time,
+    read_clock,
+)
+from strongroom.crypto import (
+    ChunkHasher,
+    DataKey,
+    KdfParams,
+    Keyring,
+    MasterKey,
+    derive_master_key,
+    generate_signing_key,
+    load_key_file,
+    open_envelope,
+    public_key_bytes,
+    seal,
+    unwrap_data_key,
+    unwrap_signing_key,
+    wrap_data_key,
+    wrap_signing_key,
+)
+from strongroom.errors import (
+    AuthError,
+    BadInput,
+    Busy,
+    ClockPaused,
+    CorruptVault,
+    NotFound,
+    Refused,
+    StrongroomError,
+    VaultNotFound,
+)
+from strongroom.store import open_store
+from strongroom.store.base import RetentionMode, Store
+from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, write_atomic
+from strongroom.vault.indexer import Indexer, Loader
+from strongroom.vault.ledger import Ledger
+
+SIGNING_KEY_NAME = "keys/signing"
+DATA_KEY_PREFIX = "keys/data/"
+LOCK_TIMEOUT = 30.0
+SystemTime = Callable[[], datetime]
+
+
+def system_time() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """How to unlock: a passphrase or a key file (exactly one)."""
+
+    passphrase: str | None = None
+    key_file: Path | None = None
+
+    def master_key(self, kdf: KdfParams | None) -> MasterKey:
+        if kdf is None:
+            if self.key_file is None:
+                raise AuthError("this vault is opened with a key file",
+                                "Pass --key-file with the vault's key file.")
+            return load_key_file(self.key_file)
+        if self.passphrase is None:
+            raise AuthError("this vault is opened with a passphrase",
+                            "Set STRONGROOM_PASSPHRASE to the vault's passphrase.")
+        return derive_master_key(self.passphrase, kdf)
+
+
+@dataclass(slots=True)
+class Options:
+    """Per-process settings: who acts, which policy applies, what time it is."""
+
+    actor: str = field(default_factory=lambda: f"user:{getpass.getuser()}")
+    policy: Policy = field(default_factory=Policy)
+    now: SystemTime = system_time
+    state_dir: Path | None = None
+    kdf_strength: str = "interactive"
+
+
+def _local_root(url: str) -> Path | None:
+    if url.startswith("file://"):
+        return Path(url[len("file://") :])
+    if "://" not in url:
+        return Path(url)
+    return None
+
+
+def state_dir_for(url: str, explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    root = _local_root(url)
+    if root is None:
+        raise BadInput(f"vault {url} is not local: pass --state-dir for its local state")
+    return root / "state"
+
+
+def store_url(url: str) -> str:
+    root = _local_root(url)
+    return str(root / "store") if root is not None else url
+
+
+class Vault:
+    """An open, unlocked vault holding the writer lock. Use as a context manager."""
+
+    def __init__(
+        self,
+        url: str,
+        store: Store,
+        config: VaultConfig,
+        master: MasterKey,
+        keyring: Keyring,
+        signer: Ed25519PrivateKey,
+        state: Path,
+        opts: Options,
+        lock_fd: int,
+    ) -> None:
+        self.url = url
+        self.store = store
+        self.config = config
+        self.master = master
+        self.keyring = keyring
+        self.signer = signer
+        self.state = state
+        self.opts = opts
+        self._lock_fd = lock_fd
+        self.hasher: ChunkHasher = master.chunk_hasher()
+        self._source_key = master.derive(b"strongroom source-key v1")
+        self._clock_state: ClockState | None = self._load_clock()
+        self._clock_dirty = False
+        self._last_time: datetime | None = None
+        name, _, pub = parse_vkey(config.public_key)
+        self.ledger = Ledger(store, config.origin, pub, self.ledger_retain_until)
+        self.catalog = Catalog(state / "catalog.sqlite")
+        self.loader = Loader(self)
+        self.indexer = Indexer(self.catalog, self.loader)
+        self._went_back_logged = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        secret: Secret,
+        opts: Options | None = None,
+        mode: RetentionMode = RetentionMode.COMPLIANCE,
+    ) -> Vault:
+        opts = opts or Options()
+        state = state_dir_for(url, opts.state_dir)
+        root = _local_root(url)
+        if root is not None and root.exists() and any(root.iterdir()):
+            if (root / "store" / "objects" / CONFIG_NAME).exists():
+                raise Refused(f"{url} already holds a vault", "Use it, or pick an empty path.")
+            raise BadInput(f"{url} is not empty and is not a vault",
+                           "Create the vault in a new or empty directory.")
+        store = open_store(store_url(url), opts.now)
+        if store.exists(CONFIG_NAME):
+            raise Refused(f"{url} already holds a vault", "Use it, or pick an empty location.")
+        kdf = None
+        if secret.key_file is None:
+            if not secret.passphrase:
+                raise BadInput("no passphrase given for the new vault",
+                               "Set STRONGROOM_PASSPHRASE or pass --key-file.")
+            kdf = KdfParams.new("test" if opts.kdf_strength == "test" else "interactive")
+        master = secret.master_key(kdf)
+        signer = generate_signing_key()
+        vault_id = new_vault_id()
+        origin = f"strongroom.vault/{vault_id}"
+        now = opts.now()
+        config = VaultConfig(
+            vault_id=vault_id,
+            origin=origin,
+            created=now,
+            kdf=kdf,
+            check=master.check_value(),
+            public_key=vkey(origin, signer.public_key()),
+            mode=mode,
+        )
+        until = opts.policy.longest(now)
+        data_key = DataKey.generate("dk-0001")
+        # keys first, config last: a vault is only a vault once vault.json exists
+        store.put(SIGNING_KEY_NAME, wrap_signing_key(master, signer), retain_until=until)
+        store.put(DATA_KEY_PREFIX + data_key.key_id, wrap_data_key(master, data_key),
+                  retain_until=until)
+        store.put(CONFIG_NAME, config.to_bytes(), retain_until=until)
+        vault = cls._unlocked(url, store, config, master, opts, state)
+        vault.append_entry(EntryType.VAULT_INIT, {
+            "vault": vault_id,
+            "origin": origin,
+            "public_key": config.public_key,
+            "mode": str(mode),
+            "policy": opts.policy.to_json(),
+        })
+        vault.commit()
+        return vault
+
+    @classmethod
+    def open(cls, url: str, secret: Secret, opts: Options | None = None) -> Vault:
+        opts = opts or Options()
+        root = _local_root(url)
+        if root is not None and not (root / "store" / "objects" / CONFIG_NAME).exists():
+            if root.exists() and not root.is_dir():
+                raise VaultNotFound(f"{url} is not a directory")
+            raise VaultNotFound(f"no vault at {url}")
+        store = open_store(store_url(url), opts.now)
+        try:
+            raw = store.get(CONFIG_NAME)
+        except NotFound as e:
+            raise VaultNotFound(f"no vault at {url}") from e
+        config = VaultConfig.from_bytes(raw, f"{url}: {CONFIG_NAME}")
+        master = secret.master_key(config.kdf)
+        master.verify_check_value(config.check)
+        return cls._unlocked(url, store, config, master, opts, state_dir_for(url, opts.state_dir))
+
+    @classmethod
+    def _unlocked(
+        cls, url: str, store: Store, config: VaultConfig, master: MasterKey, opts: Options,
+        state: Path,
+    ) -> Vault:
+        try:
+            signer = unwrap_signing_key(master, store.get(SIGNING_KEY_NAME))
+        except NotFound as e:
+            raise CorruptVault(f"{url}: the signing key object is missing") from e
+        if vkey(config.origin, signer.public_key()) != config.public_key:
+            raise CorruptVault(f"{url}: the signing key does not match vault.json")
+        keyring = Keyring(
+            unwrap_data_key(master, store.get(name)) for name in store.list(DATA_KEY_PREFIX)
+        )
+        if not len(keyring):
+            raise CorruptVault(f"{url}: no data keys found")
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_fd = _take_lock(state / "writer.lock")
+        try:
+            vault = cls(url, store, config, master, keyring, signer, state, opts, lock_fd)
+            vault._recover()
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return vault
+
+    def _recover(self) -> None:
+        self.ledger.open(self.signer)
+        if self.ledger.size:
+            last = decode_entry(self.ledger.entry(self.ledger.size - 1))
+            self._last_time = last.time
+            if self._clock_state is None or self._clock_state.high_water < last.time:
+                # the state file was lost or is older than the ledger: the ledger is a floor
+                self._clock_state = ClockState(last.time, self._clock_state.pending_jump
+                                               if self._clock_state else None)
+        self.catch_up()
+
+    def catch_up(self) -> int:
+        """Apply ledger entries the catalog has not seen yet (after a crash or reindex)."""
+        start = self.catalog.indexed
+        if start > self.ledger.size:
+            raise CorruptVault(
+                f"the catalog has indexed {start} entries but the ledger holds only "
+                f"{self.ledger.size}: the ledger was truncated or rolled back",
+                "Run 'strongroom verify' to see what is affected.",
+            )
+        if start == self.ledger.size:
+            return 0
+        with self.catalog.transaction():
+            for serial, data in self.ledger.entries(start):
+                self.indexer.apply(serial, decode_entry(data))
+        return self.ledger.size - start
+
+    def close(self) -> None:
+        if self.ledger.pending:
+            self.commit()
+        self.catalog.close()
+        self.store.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.ledger.discard_pending()
+            self.loader.forget()
+        self.close()
+
+    # --- time and retention -------------------------------------------------------------
+
+    def _load_clock(self) -> ClockState | None:
+        try:
+            return ClockState.from_json(json.loads((self.state / "clock.json").read_bytes()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, StrongroomError) as e:
+            raise CorruptVault(f"compliance clock state {self.state / 'clock.json'} is corrupt: {e}",
+                               "Restore it from backup; the ledger's last entry time is a floor.") from e
+
+    def clock(self) -> ClockReading:
+        reading = read_clock(self._clock_state, self.opts.now())
+        if reading.state != self._clock_state:
+            self._clock_state = reading.state
+            self._clock_dirty = True
+            if reading.jumped:
+                self._save_clock()
+        if reading.jumped:
+            self.append_entry(EntryType.CLOCK, {
+                "event": "forward-jump",
+                "high_water": format_time(reading.trusted),
+                "observed": format_time(reading.now),
+            }, stamp=reading.trusted)
+        elif reading.went_back and not self._went_back_logged:
+            self._went_back_logged = True
+            self.append_entry(EntryType.CLOCK, {
+                "event": "went-back",
+                "high_water": format_time(reading.trusted),
+                "observed": format_time(self.opts.now()),
+            }, stamp=reading.trusted)
+        return reading
+
+    def _save_clock(self) -> None:
+        if self._clock_state is not None:
+            write_atomic(self.state / "clock.json", canonical_json(self._clock_state.to_json()))
+        self._clock_dirty = False
+
+    def now(self) -> datetime:
+        t = self.clock().now
+        if self._last_time is not None and t < self._last_time:
+            t = self._last_time
+        return t
+
+    def confirm_clock(self, reason: str) -> datetime:
+        st = self._clock_state or ClockState(self.opts.now())
+        new = confirm_jump(st, self.opts.now())
+        self.append_entry(EntryType.CLOCK, {
+            "event": "jump-confirmed",
+            "high_water": format_time(st.high_water),
+            "confirmed": format_time(new.high_water),
+            "reason": self.seal_details({"reason": reason}, b"clock"),
+        })
+        self._clock_state = new
+        self._save_clock()
+        return new.high_water
+
+    def trusted_now(self) -> datetime:
+        """The time disposal may rely on; raises ClockPaused after an unconfirmed jump."""
+        reading = self.clock()
+        if reading.paused:
+            self.commit()
+            pj = reading.state.pending_jump
+            raise ClockPaused(
+                f"the system clock jumped forward from {format_time(reading.trusted)} to "
+                f"{format_time(pj) if pj else '?'}; disposal is paused"
+            )
+        return reading.trusted
+
+    def ledger_retain_until(self) -> datetime:
+        """Ledger objects are kept as long as the longest policy period from now."""
+        t = self._clock_state.high_water if self._clock_state else self.opts.now()
+        return self.opts.policy.longest(max(t, self.opts.now()))
+
+    @property
+    def mode(self) -> RetentionMode:
+        return RetentionMode(self.catalog.get_meta("mode") or self.config.mode)
+
+    # --- ledger -------------------------------------------------------------------------
+
+    def append_entry(
+        self, type_: EntryType, fields: Mapping[str, Any], stamp: datetime | None = None
+    ) -> int:
+        t = stamp if stamp is not None else self.now()
+        if self._last_time is not None and t < self._last_time:
+            t = self._last_time
+        self._last_time = t
+        return self.ledger.add(encode_entry(type_, t, self.opts.actor, fields))
+
+    def commit(self) -> bytes | None:
+        """Make queued entries durable, sign a checkpoint, index them. Group commit."""
+        if not self.ledger.pending:
+            return None
+        if self._clock_dirty:
+            self._save_clock()
+        start = self.ledger.size
+        note = self.ledger.commit(self.signer)
+        if note is not None:
+            write_atomic(self.state / "checkpoint", note)
+        with self.catalog.transaction():
+            for serial, data in self.ledger.entries(max(start, self.catalog.indexed)):
+                self.indexer.apply(serial, decode_entry(data))
+        self.loader.forget()
+        return note
+
+    def audit(self, action: str, **fields: Any) -> None:
+        """Record an access (get, search, proof, export ...) and commit it."""
+        self.append_entry(EntryType.ACCESS, {"action": action, **fields})
+        self.commit()
+
+    def deny(self, action: str, target: str, why: str) -> None:
+        """Record a refused attempt before raising :class:`Refused` (F2-i-B-3)."""
+        self.append_entry(EntryType.DENIED, {"action": action, "target": target, "why": why})
+        self.commit()
+
+    def entries(self, start: int = 0) -> Iterator[tuple[int, Entry]]:
+        for serial, data in self.ledger.entries(start):
+            yield serial, decode_entry(data)
+
+    # --- sealed details -----------------------------------------------------------------
+
+    def seal_details(self, details: Mapping[str, Any], context: bytes) -> str:
+        env = seal(self.keyring.current, canonical_json(dict(details)), kind="entry",
+                   context=context)
+        return base64.b64encode(env).decode()
+
+    def open_details(self, sealed: str, context: bytes) -> dict[str, Any]:
+        plain = open_envelope(self.keyring, base64.b64decode(sealed), kind="entry",
+                              context=context)
+        obj = json.loads(plain)
+        if not isinstance(obj, dict):
+            raise CorruptVault("sealed entry details are not a JSON object")
+        return obj
+
+    def source_key(self, source: str, source_id: str) -> str:
+        import hmac
+
+        msg = source.encode() + b"\0" + source_id.encode()
+        return hmac.digest(self._source_key, msg, "sha256").hex()
+
+    # --- keys and mode ------------------------------------------------------------------
+
+    def rotate_key(self) -> str:
+        key = DataKey.generate(self.keyring.next_key_id())
+        self.store.put(DATA_KEY_PREFIX + key.key_id, wrap_data_key(self.master, key),
+                       retain_until=self.ledger_retain_until())
+        self.keyring.add(key)
+        self.append_entry(EntryType.KEY_ROTATE, {"key_id": key.key_id})
+        self.commit()
+        return key.key_id
+
+    def public_key(self) -> str:
+        return self.config.public_key
+
+    def signing_public_bytes(self) -> bytes:
+        return public_key_bytes(self.signer)
+
+    def set_mode(self, mode: RetentionMode) -> None:
+        if self.mode == RetentionMode.COMPLIANCE and mode != RetentionMode.COMPLIANCE:
+            self.deny("mode.set", str(mode), "compliance mode cannot be turned off")
+            raise Refused("compliance mode cannot be turned off once on",
+                          "Nothing was changed; the attempt was recorded in the ledger.")
+        if mode == self.mode:
+            return
+        self.append_entry(EntryType.MODE_SET, {"mode": str(mode)})
+        self.commit()
+
+    # --- reading records ----------------------------------------------------------------
+
+    def record(self, record_id: str) -> dict[str, Any]:
+        rec = self.catalog.record(record_id)
+        if rec is None:
+            raise NotFound(f"no record {record_id!r} in this vault")
+        return rec
+
+    def read_record(self, record_id: str, out: BinaryIO, *, audit: bool = True) -> dict[str, Any]:
+        """Write a record's raw original to ``out``, checking every chunk and the total hash."""
+        rec = self.record(record_id)
+        if rec["disposed_serial"] is not None:
+            raise NotFound(f"record {record_id} was disposed of at serial {rec['disposed_serial']}",
+                           "Its disposition entry is in the ledger; the content no longer exists.")
+        self.loader.write_content(rec, out)
+        if audit:
+            self.audit("get", record=record_id)
+        return rec
+
+
+def _take_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise Busy(f"another strongroom process holds the writer lock {path}") from None
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def opened(url: str, secret: Secret, opts: Options | None = None) -> Iterator[Vault]:
+    with Vault.open(url, secret, opts) as v:
+        yield v
