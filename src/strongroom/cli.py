@@ -64,8 +64,6 @@ class Ctx:
                        state_dir=self.state_dir)
         if self.actor:
             opts.actor = self.actor
-        if os.environ.get("STRONGROOM_KDF") == "test":
-            opts.kdf_strength = "test"
         return opts
 
     def secret(self, confirm: bool = False) -> Secret:

@@ -151,18 +151,20 @@ def plan_disposal(vault: Vault) -> DisposalPlan:
             going.add(rec["id"])
     candidates = {p for r in plan.records for p in vault.catalog.packs_of(r["id"])}
     # packs left behind by an earlier, interrupted disposal
-    for row in vault.catalog.live_packs():
-        users = vault.catalog.records_in_pack(row["name"])
-        if users and all(vault.catalog.record(u)["disposed_serial"] is not None  # type: ignore[index]
-                         for u in users):
-            candidates.add(row["name"])
+    def disposed(rid: str) -> bool:
+        rec = vault.catalog.record(rid)
+        return rec is None or rec["disposed_serial"] is not None
+
+    for live_pack in vault.catalog.live_packs():
+        users = vault.catalog.records_in_pack(live_pack["name"])
+        if users and all(disposed(u) for u in users):
+            candidates.add(live_pack["name"])
     for pack in sorted(candidates):
         row = vault.catalog.pack(pack)
-        users = vault.catalog.records_in_pack(pack)
-        live = [u for u in users if u not in going
-                and vault.catalog.record(u)["disposed_serial"] is None]  # type: ignore[index]
         if row is None or row["deleted_serial"] is not None:
             continue
+        live = [u for u in vault.catalog.records_in_pack(pack)
+                if u not in going and not disposed(u)]
         if live or row["legal_hold"] or parse_time(row["retain_until"]) > now:
             plan.kept.append(pack)
         else:

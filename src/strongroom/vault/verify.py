@@ -201,17 +201,17 @@ def _check_ledger(vault: Vault, check: Check) -> tuple[_Ledger, list[bytearray]]
             entries = decode_bundle(store.get(name))
             if len(entries) != width:
                 raise ValueError(f"holds {len(entries)} entries, expected {width}")
-        except (StrongroomError, ValueError) as e:
+        except (StrongroomError, ValueError) as exc:
             check.fail(f"entry bundle {name} (serials {b * WIDTH}..{b * WIDTH + width - 1}) is "
-                       f"missing or unreadable: {e}", objects=[name])
+                       f"missing or unreadable: {exc}", objects=[name])
             return folded, [level0]
         for data in entries:
             try:
-                e = decode_entry(data)
+                entry = decode_entry(data)
             except StrongroomError as err:
                 check.fail(f"entry {serial} is malformed: {err}", objects=[name])
                 return folded, [level0]
-            folded.fold(serial, e)
+            folded.fold(serial, entry)
             level0 += merkle.leaf_hash(data)
             serial += 1
     folded.size = serial
