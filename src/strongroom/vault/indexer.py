@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from strongroom.catalog import Catalog, Query
 from strongroom.core.entries import Entry, EntryType
-from strongroom.core.extract import MAX_TEXT, extract
+from strongroom.core.extract import MAX_TEXT, Extracted, extract
 from strongroom.core.retention import format_time
-from strongroom.errors import CorruptVault
+from strongroom.errors import CorruptVault, NotFound
 from strongroom.vault.packs import BlobKind, IndexRow, index_location, open_blob, parse_index
 
 if TYPE_CHECKING:
@@ -143,10 +143,14 @@ class Indexer:
         elif t is EntryType.RECORD_DISPOSE:
             rid = e["record"]
             row = db.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
-            db.execute("UPDATE records SET disposed_serial = ? WHERE id = ?", (serial, rid))
+            # derived data that came from the content goes with it, so that a rebuild (which
+            # can no longer read the content) gives the same catalog
+            db.execute("UPDATE records SET disposed_serial = ?, flags = 'disposed' WHERE id = ?",
+                       (serial, rid))
             if row is not None:
                 db.execute("DELETE FROM fts WHERE rowid = ?", (row[0],))
             db.execute("DELETE FROM participants WHERE record_id = ?", (rid,))
+            db.execute("DELETE FROM hold_records WHERE record_id = ?", (rid,))
         elif t is EntryType.HOLD_PLACE:
             self._hold_place(db, serial, e)
         elif t is EntryType.HOLD_RELEASE:
@@ -161,9 +165,15 @@ class Indexer:
             (name, e["sha256"], e["size"], e["retain_until"], 1 if e.get("legal_hold") else 0,
              serial),
         )
+        try:
+            index = self.loader.pack_index(name)
+        except NotFound:
+            # deleted by a later disposal (its OBJECT_DELETE drops the rows anyway); if it
+            # vanished otherwise, verify reports the missing pack
+            index = []
         rows = [
             (r.blob_id, name, r.offset, r.length, r.plain_len)
-            for r in self.loader.pack_index(name)
+            for r in index
             if r.kind == BlobKind.CHUNK
         ]
         db.executemany(
@@ -173,9 +183,13 @@ class Indexer:
     def _record_append(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         rid = e["record"]
         details = self.loader.vault.open_details(e["sealed"], rid.encode())
-        m = self.loader.manifest(rid, e["manifest"])
-        content, truncated = self.loader.content_prefix(rid, m)
-        x = extract(e["class"], details.get("filename", ""), content, truncated)
+        try:
+            m = self.loader.manifest(rid, e["manifest"])
+            content, truncated = self.loader.content_prefix(rid, m)
+            x = extract(e["class"], details.get("filename", ""), content, truncated)
+        except NotFound:
+            # content disposed of later (reindex), or missing (verify reports it)
+            x = Extracted("", details.get("filename", ""), (), ("content-unavailable",))
         flags = sorted(set(x.flags) | set(e.get("flags", [])))
         cur = db.execute(
             "INSERT INTO records(id, serial, class, source, source_id, source_key, sha256, size,"

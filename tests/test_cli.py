@@ -1,0 +1,254 @@
+"""The real ``strongroom`` command: outputs, exit codes, bad input, proofs an outsider checks.
+
+Expected failures print one ``error:`` line and a ``hint:`` line, never a traceback, with
+distinct exit codes (docs/errors.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+
+
+def _ids(out: bytes) -> list[str]:
+    return [json.loads(line)["record"] for line in out.decode().splitlines()]
+
+
+def _no_traceback(p: subprocess.CompletedProcess[bytes]) -> None:
+    assert b"Traceback" not in p.stderr, p.stderr.decode()
+    assert p.stderr.decode().startswith("error:"), p.stderr.decode()
+
+
+def _ledger_size(cli: Cli) -> int:
+    names = list((cli.vault / "store" / "objects" / "checkpoints").iterdir())
+    return max(int(n.name) for n in names)
+
+
+def test_ingest_get_round_trip_odd_names(cli: Cli, tmp_path: Path) -> None:
+    files = {
+        "empty": b"",
+        "new\nline name.txt": b"line\n",
+        "bin\xe9ary.dat".encode("latin-1").decode("latin-1"): os.urandom(70_000),
+        " spaced  ": "ünïcødé ✓".encode(),
+    }
+    paths = []
+    for name, data in files.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        paths.append(p)
+    p = cli("ingest", *paths, "--json")
+    ids = _ids(p.stdout)
+    assert len(ids) == len(files)
+    for rid, data in zip(ids, files.values(), strict=True):
+        out = tmp_path / f"out-{rid}"
+        cli("get", rid, "-o", out)
+        assert out.read_bytes() == data
+        assert cli("get", rid).stdout == data
+
+
+def test_reingest_prints_existing_id(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "m.json"
+    f.write_text('{"user": "a", "message": "hi"}')
+    first = json.loads(cli("ingest", f, "--json", "--class", "chat").stdout)
+    again = json.loads(cli("ingest", f, "--json", "--class", "chat").stdout)
+    assert again["record"] == first["record"] and again["duplicate"] is True
+
+
+def test_bad_json_chat_is_kept_and_flagged(cli: Cli, tmp_path: Path) -> None:
+    """Bad input is kept raw and flagged, never dropped."""
+    f = tmp_path / "broken.json"
+    raw = b'{"user": "x", "message": "cut off'
+    f.write_bytes(raw)
+    rid = _ids(cli("ingest", f, "--json", "--class", "chat").stdout)[0]
+    assert cli("get", rid).stdout == raw
+    rows = json.loads(cli("search", "--json").stdout)
+    assert [r["flags"] for r in rows if r["id"] == rid] == ["unparsed"]
+
+
+@pytest.mark.parametrize("case", ["missing", "directory"])
+def test_bad_paths_fail_cleanly_and_write_nothing(cli: Cli, tmp_path: Path, case: str) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("fine")
+    bad = tmp_path / "nope.txt" if case == "missing" else tmp_path
+    before = _ledger_size(cli)
+    p = cli("ingest", good, bad, check=False)
+    assert p.returncode == 6
+    _no_traceback(p)
+    assert str(bad) in p.stderr.decode()
+    assert _ledger_size(cli) == before  # nothing half-written: not even the good file
+    cli("verify")
+
+
+def test_wrong_key_file(cli: Cli, tmp_path: Path) -> None:
+    from strongroom.crypto import new_key_file_text
+
+    other = tmp_path / "other.key"
+    other.write_text(new_key_file_text())
+    p = subprocess.run([sys.executable, "-m", "strongroom", "--vault", str(cli.vault),
+                        "--key-file", str(other), "verify"], capture_output=True, env=cli.env,
+                       check=False)
+    assert p.returncode == 4
+    _no_traceback(p)
+
+
+def test_wrong_passphrase(tmp_path: Path) -> None:
+    env = {**os.environ, "STRONGROOM_PASSPHRASE": "right one"}
+    vault = str(tmp_path / "v")
+    base = [sys.executable, "-m", "strongroom", "--vault", vault]
+    subprocess.run([*base, "init"], env=env, check=True, capture_output=True)
+    p = subprocess.run([*base, "verify"], env={**env, "STRONGROOM_PASSPHRASE": "wrong"},
+                       capture_output=True, check=False)
+    assert p.returncode == 4
+    _no_traceback(p)
+    assert b"passphrase" in p.stderr
+    assert b"wrong" not in p.stderr.replace(b"wrong passphrase", b"")  # the secret is not echoed
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"format": "other-tool", "version": 1}',
+                                     b'{"format": "strongroom-vault", "version": 99}'])
+def test_corrupt_or_foreign_config(cli: Cli, content: bytes) -> None:
+    cfg = cli.vault / "store" / "objects" / "vault.json"
+    cfg.chmod(0o644)
+    cfg.write_bytes(content)
+    p = cli("verify", check=False)
+    assert p.returncode == 8
+    _no_traceback(p)
+    assert b"vault.json" in p.stderr
+
+
+def test_not_a_vault(tmp_path: Path, cli: Cli) -> None:
+    p = subprocess.run([sys.executable, "-m", "strongroom", "--vault", str(tmp_path / "none"),
+                        "--key-file", str(cli.key_file), "search", "x"], capture_output=True,
+                       env=cli.env, check=False)
+    assert p.returncode == 3
+    _no_traceback(p)
+
+
+def test_refusals_exit_5(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("a")
+    rid = _ids(cli("ingest", f, "--json").stdout)[0]
+    p = cli("retain", rid, "--until", "2001-01-01", check=False)
+    assert p.returncode == 5
+    _no_traceback(p)
+    p = cli("mode", "set", "governance", check=False)
+    assert p.returncode == 5
+    _no_traceback(p)
+    cli("verify")
+
+
+def _rfc9162_root(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes:
+    """An independent RFC 9162 §2.1.3.2 fold, written here from the RFC, not our module."""
+    fn, sn, r = index, size - 1, hashlib.sha256(b"\x00" + leaf).digest()
+    for p in path:
+        if fn % 2 == 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            while fn % 2 == 0 and fn != 0:
+                fn //= 2
+                sn //= 2
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn //= 2
+        sn //= 2
+    assert sn == 0
+    return r
+
+
+def test_proof_checks_with_independent_code_and_offline(cli: Cli, tmp_path: Path) -> None:
+    files = []
+    for i in range(40):
+        f = tmp_path / f"m{i}.txt"
+        f.write_text(f"message {i}")
+        files.append(f)
+    ids = _ids(cli("ingest", *files, "--json").stdout)
+    proof_file = tmp_path / "proof.json"
+    cli("proof", ids[17], "-o", proof_file)
+    doc = json.loads(proof_file.read_text())
+    entry = doc["entry"].encode()
+    assert json.loads(entry)["record"] == ids[17]
+    root = _rfc9162_root(entry, doc["leaf_index"], doc["tree_size"],
+                         [bytes.fromhex(h) for h in doc["inclusion_path"]])
+    lines = doc["checkpoint"].split("\n")
+    assert lines[1] == str(doc["tree_size"])
+    assert base64.b64decode(lines[2]) == root
+    # offline check: no vault, no key file
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
+    ok = subprocess.run([sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
+                        capture_output=True, env=env, check=False, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    doc["entry"] = doc["entry"].replace('"chat"', '"file"').replace(ids[17], ids[16])
+    proof_file.write_text(json.dumps(doc))
+    bad = subprocess.run([sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
+                         capture_output=True, env=env, check=False, cwd=tmp_path)
+    assert bad.returncode == 1
+    _no_traceback(bad)
+
+
+def test_holds_search_dispose_via_cli(cli: Cli, tmp_path: Path) -> None:
+    a = tmp_path / "a.json"
+    a.write_text('{"user": "alice@x", "message": "settle the falcon trade"}')
+    rid = _ids(cli("ingest", a, "--class", "chat", "--json").stdout)[0]
+    rows = json.loads(cli("search", "falcon", "--json").stdout)
+    assert [r["id"] for r in rows] == [rid]
+    hid = cli("hold", "place", "--query", "falcon", "--reason", "matter 9").stdout.decode().strip()
+    holds = json.loads(cli("hold", "list", "--json").stdout)
+    assert holds[0]["id"] == hid and holds[0]["records"] == 1
+    plan = json.loads(cli("dispose", "--dry-run", "--json").stdout)
+    assert plan["records"] == [] and plan["dry_run"] is True
+    cli("hold", "release", hid, "--reason", "closed")
+    assert json.loads(cli("hold", "list", "--json").stdout) == []
+    v = json.loads(cli("verify", "--json").stdout)
+    assert v["ok"] is True and v["stats"]["records"] == 1
+
+
+def test_checkpoint_and_trusted_verify(cli: Cli, tmp_path: Path) -> None:
+    note = tmp_path / "cp.txt"
+    note.write_bytes(cli("checkpoint").stdout)
+    assert note.read_text().startswith("strongroom.vault/")
+    f = tmp_path / "x"
+    f.write_text("x")
+    cli("ingest", f)
+    cli("verify", "--trusted", note)
+
+
+def test_reindex_cli(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "x.txt"
+    f.write_text("findable words")
+    cli("ingest", f)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(cli.vault / "state" / "catalog.sqlite") + suffix).unlink(missing_ok=True)
+    cli("reindex")
+    assert len(json.loads(cli("search", "findable", "--json").stdout)) == 1
+    cli("verify")
+
+
+@pytest.mark.slow
+def test_large_sparse_file_streams_with_bounded_memory(cli: Cli, tmp_path: Path) -> None:
+    """A record far larger than any buffer we keep: 2 GiB in, peak RSS stays small."""
+    big = tmp_path / "big.img"
+    with big.open("wb") as f:
+        f.truncate(2 << 30)
+        f.seek(1 << 30)
+        f.write(b"marker in the middle")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    rid = _ids(cli("ingest", big, "--json", timeout=600).stdout)[0]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert max(before, after) < 300 * 1024, f"peak RSS {after} KiB"
+    out = tmp_path / "back.img"
+    cli("get", rid, "-o", out, timeout=600)
+    assert out.stat().st_size == 2 << 30
+    with out.open("rb") as f:
+        f.seek(1 << 30)
+        assert f.read(20) == b"marker in the middle"
+    out.unlink()
+    big.unlink()
