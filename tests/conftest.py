@@ -22,10 +22,15 @@ from strongroom.store.base import RetentionMode
 from strongroom.vault.vault import Options, Secret, Vault
 
 settings.register_profile(
-    "ci", derandomize=True, deadline=None, max_examples=60,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 settings.register_profile(
-    "dev", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    "dev", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 PASSPHRASE = "correct horse battery staple"
@@ -60,15 +65,15 @@ class VaultFactory:
     policy: Policy
 
     def options(self, **kw: object) -> Options:
-        opts = Options(actor="user:test", policy=self.policy, now=self.clock.now,
-                       kdf_strength="test")
+        opts = Options(
+            actor="user:test", policy=self.policy, now=self.clock.now, kdf_strength="test"
+        )
         for k, v in kw.items():
             setattr(opts, k, v)
         return opts
 
     def create(self, mode: RetentionMode = RetentionMode.COMPLIANCE, **kw: object) -> Vault:
-        return Vault.create(str(self.path), Secret(passphrase=PASSPHRASE), self.options(**kw),
-                            mode)
+        return Vault.create(str(self.path), Secret(passphrase=PASSPHRASE), self.options(**kw), mode)
 
     def open(self, **kw: object) -> Vault:
         return Vault.open(str(self.path), Secret(passphrase=PASSPHRASE), self.options(**kw))
@@ -97,15 +102,31 @@ class Cli:
     key_file: Path
     env: dict[str, str]
 
-    def __call__(self, *args: str | Path, input: bytes | None = None,
-                 check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-        cmd = [sys.executable, "-m", "strongroom", "--vault", str(self.vault),
-               "--key-file", str(self.key_file), *map(str, args)]
-        p = subprocess.run(cmd, input=input, capture_output=True, env=self.env, timeout=timeout,
-                           check=False)
+    def __call__(
+        self,
+        *args: str | Path,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[bytes]:
+        cmd = [
+            sys.executable,
+            "-m",
+            "strongroom",
+            "--vault",
+            str(self.vault),
+            "--key-file",
+            str(self.key_file),
+            *map(str, args),
+        ]
+        p = subprocess.run(
+            cmd, input=input, capture_output=True, env=self.env, timeout=timeout, check=False
+        )
         if check and p.returncode != 0:
-            raise AssertionError(f"{cmd} exited {p.returncode}\nstdout: {p.stdout!r}\n"
-                                 f"stderr: {p.stderr.decode(errors='replace')}")
+            raise AssertionError(
+                f"{cmd} exited {p.returncode}\nstdout: {p.stdout!r}\n"
+                f"stderr: {p.stderr.decode(errors='replace')}"
+            )
         return p
 
 

@@ -46,8 +46,7 @@ def test_ingest_get_round_trip_odd_names(cli: Cli, tmp_path: Path) -> None:
         p = tmp_path / name
         p.write_bytes(data)
         paths.append(p)
-    p = cli("ingest", *paths, "--json")
-    ids = _ids(p.stdout)
+    ids = _ids(cli("ingest", *paths, "--json").stdout)
     assert len(ids) == len(files)
     for rid, data in zip(ids, files.values(), strict=True):
         out = tmp_path / f"out-{rid}"
@@ -94,9 +93,21 @@ def test_wrong_key_file(cli: Cli, tmp_path: Path) -> None:
 
     other = tmp_path / "other.key"
     other.write_text(new_key_file_text())
-    p = subprocess.run([sys.executable, "-m", "strongroom", "--vault", str(cli.vault),
-                        "--key-file", str(other), "verify"], capture_output=True, env=cli.env,
-                       check=False)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom",
+            "--vault",
+            str(cli.vault),
+            "--key-file",
+            str(other),
+            "verify",
+        ],
+        capture_output=True,
+        env=cli.env,
+        check=False,
+    )
     assert p.returncode == 4
     _no_traceback(p)
 
@@ -106,16 +117,26 @@ def test_wrong_passphrase(tmp_path: Path) -> None:
     vault = str(tmp_path / "v")
     base = [sys.executable, "-m", "strongroom", "--vault", vault]
     subprocess.run([*base, "init"], env=env, check=True, capture_output=True)
-    p = subprocess.run([*base, "verify"], env={**env, "STRONGROOM_PASSPHRASE": "wrong"},
-                       capture_output=True, check=False)
+    p = subprocess.run(
+        [*base, "verify"],
+        env={**env, "STRONGROOM_PASSPHRASE": "wrong"},
+        capture_output=True,
+        check=False,
+    )
     assert p.returncode == 4
     _no_traceback(p)
     assert b"passphrase" in p.stderr
     assert b"wrong" not in p.stderr.replace(b"wrong passphrase", b"")  # the secret is not echoed
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"format": "other-tool", "version": 1}',
-                                     b'{"format": "strongroom-vault", "version": 99}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b'{"format": "other-tool", "version": 1}',
+        b'{"format": "strongroom-vault", "version": 99}',
+    ],
+)
 def test_corrupt_or_foreign_config(cli: Cli, content: bytes) -> None:
     cfg = cli.vault / "store" / "objects" / "vault.json"
     cfg.chmod(0o644)
@@ -127,9 +148,22 @@ def test_corrupt_or_foreign_config(cli: Cli, content: bytes) -> None:
 
 
 def test_not_a_vault(tmp_path: Path, cli: Cli) -> None:
-    p = subprocess.run([sys.executable, "-m", "strongroom", "--vault", str(tmp_path / "none"),
-                        "--key-file", str(cli.key_file), "search", "x"], capture_output=True,
-                       env=cli.env, check=False)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "strongroom",
+            "--vault",
+            str(tmp_path / "none"),
+            "--key-file",
+            str(cli.key_file),
+            "search",
+            "x",
+        ],
+        capture_output=True,
+        env=cli.env,
+        check=False,
+    )
     assert p.returncode == 3
     _no_traceback(p)
 
@@ -176,20 +210,34 @@ def test_proof_checks_with_independent_code_and_offline(cli: Cli, tmp_path: Path
     doc = json.loads(proof_file.read_text())
     entry = doc["entry"].encode()
     assert json.loads(entry)["record"] == ids[17]
-    root = _rfc9162_root(entry, doc["leaf_index"], doc["tree_size"],
-                         [bytes.fromhex(h) for h in doc["inclusion_path"]])
+    root = _rfc9162_root(
+        entry,
+        doc["leaf_index"],
+        doc["tree_size"],
+        [bytes.fromhex(h) for h in doc["inclusion_path"]],
+    )
     lines = doc["checkpoint"].split("\n")
     assert lines[1] == str(doc["tree_size"])
     assert base64.b64decode(lines[2]) == root
     # offline check: no vault, no key file
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
-    ok = subprocess.run([sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
-                        capture_output=True, env=env, check=False, cwd=tmp_path)
+    ok = subprocess.run(
+        [sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
+        capture_output=True,
+        env=env,
+        check=False,
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     doc["entry"] = doc["entry"].replace('"chat"', '"file"').replace(ids[17], ids[16])
     proof_file.write_text(json.dumps(doc))
-    bad = subprocess.run([sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
-                         capture_output=True, env=env, check=False, cwd=tmp_path)
+    bad = subprocess.run(
+        [sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
+        capture_output=True,
+        env=env,
+        check=False,
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1
     _no_traceback(bad)
 

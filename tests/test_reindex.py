@@ -13,15 +13,18 @@ from strongroom.vault.verify import verify
 from tests.conftest import VaultFactory
 
 
-def test_rebuild_equals_original_after_every_kind_of_event(vaults: VaultFactory,
-                                                           tmp_path: Path) -> None:
+def test_rebuild_equals_original_after_every_kind_of_event(
+    vaults: VaultFactory, tmp_path: Path
+) -> None:
     vaults.policy = Policy((Rule("short", Period(1), "short"),))
     with vaults.create() as v:
         with Appender(v, batch_records=13) as ap:
             for i in range(60):
                 cls = "chat" if i % 3 else "short"
-                body = f'{{"user": "u{i % 5}@x", "to": ["u{(i + 1) % 5}@x"], ' \
-                       f'"channel": "desk", "message": "trade {i} falcon"}}'
+                body = (
+                    f'{{"user": "u{i % 5}@x", "to": ["u{(i + 1) % 5}@x"], '
+                    f'"channel": "desk", "message": "trade {i} falcon"}}'
+                )
                 ap.add(Item.from_bytes(body.encode(), record_class=cls, source_id=str(i)))
             ap.add(Item.from_bytes(b"{broken", record_class="chat", source_id="bad"))
             ap.add(Item.from_bytes(bytes(range(256)) * 2000, source_id="bin"))
@@ -32,8 +35,11 @@ def test_rebuild_equals_original_after_every_kind_of_event(vaults: VaultFactory,
         lifecycle.extend_record(v, ids[5], v.now() + timedelta(days=4000))
         v.rotate_key()
         with Appender(v) as ap:
-            ap.add(Item.from_bytes(b'{"message": "late falcon"}', record_class="chat",
-                                   source_id="late"))
+            ap.add(
+                Item.from_bytes(
+                    b'{"message": "late falcon"}', record_class="chat", source_id="late"
+                )
+            )
         vaults.clock.advance(timedelta(days=400))
         v.confirm_clock("test")
         plan = lifecycle.dispose(v)
@@ -61,5 +67,6 @@ def test_catalog_catches_up_after_losing_its_tail(vaults: VaultFactory) -> None:
     with vaults.open() as v:
         assert len(v.catalog.search(Query("words"))) == 1
         assert verify(v, record=False).ok
-        assert {k: x for k, x in v.catalog.dump().items() if k != "meta"} == \
-            {k: x for k, x in full.items() if k != "meta"}
+        assert {k: x for k, x in v.catalog.dump().items() if k != "meta"} == {
+            k: x for k, x in full.items() if k != "meta"
+        }

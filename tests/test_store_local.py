@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
+from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 from strongroom.errors import (
     BadInput,
     CorruptVault,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
+from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 from strongroom.errors import StorageError
 from strongroom.store import MemoryStore, Store, open_store
 

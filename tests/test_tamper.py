@@ -23,8 +23,11 @@ def _fill(v: Vault, n: int, tag: str) -> list[AppendResult]:
     acks: list[AppendResult] = []
     with Appender(v, on_ack=acks.append, batch_records=7) as ap:
         for i in range(n):
-            ap.add(Item.from_bytes(f"{tag} message {i} ".encode() * 20, record_class="chat",
-                                   source_id=f"{tag}{i}"))
+            ap.add(
+                Item.from_bytes(
+                    f"{tag} message {i} ".encode() * 20, record_class="chat", source_id=f"{tag}{i}"
+                )
+            )
     return acks
 
 
@@ -49,7 +52,9 @@ def filled(vaults: VaultFactory) -> tuple[VaultFactory, list[AppendResult]]:
     return vaults, acks
 
 
-def test_flipped_byte_in_pack_names_pack_and_records(filled: tuple[VaultFactory, list[AppendResult]]) -> None:
+def test_flipped_byte_in_pack_names_pack_and_records(
+    filled: tuple[VaultFactory, list[AppendResult]],
+) -> None:
     vaults, acks = filled
     with vaults.open() as v:
         pack = v.catalog.packs_of(acks[10].record)[0]
@@ -100,7 +105,9 @@ def test_truncated_checkpoint_is_named(filled: tuple[VaultFactory, list[AppendRe
     assert f"checkpoints/{victim.name}" in failed["checkpoints"].objects  # type: ignore[attr-defined]
 
 
-def test_altered_entry_breaks_every_later_checkpoint(filled: tuple[VaultFactory, list[AppendResult]]) -> None:
+def test_altered_entry_breaks_every_later_checkpoint(
+    filled: tuple[VaultFactory, list[AppendResult]],
+) -> None:
     """Rewriting an entry bundle consistently (even with its tile) cannot match signed roots."""
     vaults, _ = filled
     bundle = _objects(vaults) / "tile" / "entries" / "000"
@@ -182,7 +189,9 @@ def test_deleted_pack_names_records(filled: tuple[VaultFactory, list[AppendResul
     assert acks[0].record in failed["objects"].records  # type: ignore[attr-defined]
 
 
-def test_shortened_lock_file_is_caught_by_retention_check(filled: tuple[VaultFactory, list[AppendResult]]) -> None:
+def test_shortened_lock_file_is_caught_by_retention_check(
+    filled: tuple[VaultFactory, list[AppendResult]],
+) -> None:
     """F2-i-B-7: retention state edited on the store is reconciled against the ledger."""
     import json
 

@@ -143,8 +143,10 @@ class Catalog:
         if v is None:
             self.set_meta("schema", str(SCHEMA_VERSION))
         elif v != str(SCHEMA_VERSION):
-            raise CorruptVault(f"catalog {path} has schema {v}; expected {SCHEMA_VERSION}",
-                               "Run 'strongroom reindex' to rebuild it.")
+            raise CorruptVault(
+                f"catalog {path} has schema {v}; expected {SCHEMA_VERSION}",
+                "Run 'strongroom reindex' to rebuild it.",
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -211,8 +213,10 @@ class Catalog:
         try:
             cur = self.db.execute(sql, [*args, limit, offset])
         except sqlite3.OperationalError as e:
-            raise BadInput(f"invalid search query {q.text!r}: {e}",
-                           "Use FTS5 syntax: words, \"phrases\", AND/OR/NOT, prefix*.") from e
+            raise BadInput(
+                f"invalid search query {q.text!r}: {e}",
+                'Use FTS5 syntax: words, "phrases", AND/OR/NOT, prefix*.',
+            ) from e
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
@@ -225,8 +229,12 @@ class Catalog:
 
     def record_ids(self, q: Query) -> list[str]:
         where, args = q.where()
-        return [str(r[0]) for r in self.db.execute(
-            f"SELECT r.id FROM records r WHERE {where} ORDER BY r.serial", args)]
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                f"SELECT r.id FROM records r WHERE {where} ORDER BY r.serial", args
+            )
+        ]
 
     def holds(self, active_only: bool = True) -> list[dict[str, Any]]:
         sql = "SELECT * FROM holds"
@@ -237,30 +245,47 @@ class Catalog:
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def held(self, record_id: str) -> list[str]:
-        return [str(r[0]) for r in self.db.execute(
-            "SELECT h.id FROM hold_records hr JOIN holds h ON h.id = hr.hold_id"
-            " WHERE hr.record_id = ? AND h.released_serial IS NULL ORDER BY h.id", (record_id,))]
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT h.id FROM hold_records hr JOIN holds h ON h.id = hr.hold_id"
+                " WHERE hr.record_id = ? AND h.released_serial IS NULL ORDER BY h.id",
+                (record_id,),
+            )
+        ]
 
     def packs_of(self, record_id: str) -> list[str]:
-        return [str(r[0]) for r in self.db.execute(
-            "SELECT pack FROM record_packs WHERE record_id=? ORDER BY pack", (record_id,))]
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT pack FROM record_packs WHERE record_id=? ORDER BY pack", (record_id,)
+            )
+        ]
 
     def records_in_pack(self, pack: str) -> list[str]:
-        return [str(r[0]) for r in self.db.execute(
-            "SELECT record_id FROM record_packs WHERE pack=? ORDER BY record_id", (pack,))]
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT record_id FROM record_packs WHERE pack=? ORDER BY record_id", (pack,)
+            )
+        ]
 
     def pack_needs_hold(self, pack: str) -> bool:
         row = self.db.execute(
             "SELECT 1 FROM record_packs rp JOIN hold_records hr ON hr.record_id = rp.record_id"
             " JOIN holds h ON h.id = hr.hold_id JOIN records r ON r.id = rp.record_id"
             " WHERE rp.pack = ? AND h.released_serial IS NULL AND r.disposed_serial IS NULL"
-            " LIMIT 1", (pack,)).fetchone()
+            " LIMIT 1",
+            (pack,),
+        ).fetchone()
         return row is not None
 
     def expired_records(self, now_iso: str) -> list[dict[str, Any]]:
         cur = self.db.execute(
             "SELECT * FROM records WHERE disposed_serial IS NULL AND retain_until <= ?"
-            " ORDER BY serial", (now_iso,))
+            " ORDER BY serial",
+            (now_iso,),
+        )
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
@@ -284,16 +309,24 @@ class Catalog:
             "disposed": one("SELECT count(*) FROM records WHERE disposed_serial IS NOT NULL"),
             "packs": one("SELECT count(*) FROM packs WHERE deleted_serial IS NULL"),
             "holds": one("SELECT count(*) FROM holds WHERE released_serial IS NULL"),
-            "bytes": one("SELECT coalesce(sum(size), 0) FROM records WHERE disposed_serial IS NULL"),
+            "bytes": one(
+                "SELECT coalesce(sum(size), 0) FROM records WHERE disposed_serial IS NULL"
+            ),
         }
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table in a stable order (for rebuild-equality checks)."""
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table, order in _DUMP_TABLES:
-            out[table] = [tuple(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY {order}")]
-        out["fts"] = [tuple(r) for r in self.db.execute(
-            "SELECT rowid, body, subject, participants FROM fts ORDER BY rowid")]
+            out[table] = [
+                tuple(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY {order}")
+            ]
+        out["fts"] = [
+            tuple(r)
+            for r in self.db.execute(
+                "SELECT rowid, body, subject, participants FROM fts ORDER BY rowid"
+            )
+        ]
         return out
 
 

@@ -9,13 +9,14 @@ from a command-line argument, which other users could read in the process list.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,8 +25,10 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from strongroom import sample
 from strongroom.catalog import Query
 from strongroom.core.retention import Policy, format_time, load_policy, parse_time
+from strongroom.crypto import new_key_file_text
 from strongroom.errors import BadInput, DiskFull, StorageError, StrongroomError
 from strongroom.store.base import RetentionMode
 from strongroom.vault import lifecycle, proofs
@@ -34,8 +37,12 @@ from strongroom.vault.vault import Options, Secret, Vault
 from strongroom.vault.verify import verify as run_verify
 
 # pretty exceptions would print local variables, which can hold secrets: off
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Strongroom: a verifiable write-once archive for regulated records.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Strongroom: a verifiable write-once archive for regulated records.",
+)
 hold_app = typer.Typer(no_args_is_help=True, help="Legal holds.")
 policy_app = typer.Typer(no_args_is_help=True, help="Retention policy.")
 clock_app = typer.Typer(no_args_is_help=True, help="The compliance clock.")
@@ -60,8 +67,9 @@ class Ctx:
     state_dir: Path | None
 
     def options(self) -> Options:
-        opts = Options(policy=load_policy(self.config) if self.config else Policy(),
-                       state_dir=self.state_dir)
+        opts = Options(
+            policy=load_policy(self.config) if self.config else Policy(), state_dir=self.state_dir
+        )
         if self.actor:
             opts.actor = self.actor
         return opts
@@ -71,11 +79,9 @@ class Ctx:
             return Secret(key_file=self.key_file)
         pw = os.environ.get("STRONGROOM_PASSPHRASE")
         if pw is None and sys.stdin.isatty():
-            pw = typer.prompt("Vault passphrase", hide_input=True,
-                              confirmation_prompt=confirm)
+            pw = typer.prompt("Vault passphrase", hide_input=True, confirmation_prompt=confirm)
         if not pw:
-            raise BadInput("no passphrase given",
-                           "Set STRONGROOM_PASSPHRASE or pass --key-file.")
+            raise BadInput("no passphrase given", "Set STRONGROOM_PASSPHRASE or pass --key-file.")
         return Secret(passphrase=pw)
 
 
@@ -95,16 +101,28 @@ def _open(ctx: typer.Context) -> Iterator[Vault]:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    vault: Annotated[str, typer.Option("--vault", envvar="STRONGROOM_VAULT",
-                                       help="Vault URL or directory.")] = "./var/vault",
-    key_file: Annotated[Path | None, typer.Option("--key-file", envvar="STRONGROOM_KEY_FILE",
-                                                  help="Unlock with a key file.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", envvar="STRONGROOM_CONFIG",
-                                                help="Config file (TOML) with [retention].")] = None,
-    actor: Annotated[str | None, typer.Option("--actor", envvar="STRONGROOM_ACTOR",
-                                              help="Who acts (recorded in the ledger).")] = None,
-    state_dir: Annotated[Path | None, typer.Option("--state-dir",
-                                                   help="Local state (catalog, clock).")] = None,
+    vault: Annotated[
+        str, typer.Option("--vault", envvar="STRONGROOM_VAULT", help="Vault URL or directory.")
+    ] = "./var/vault",
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", envvar="STRONGROOM_KEY_FILE", help="Unlock with a key file."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="STRONGROOM_CONFIG", help="Config file (TOML) with [retention]."
+        ),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option(
+            "--actor", envvar="STRONGROOM_ACTOR", help="Who acts (recorded in the ledger)."
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="Local state (catalog, clock).")
+    ] = None,
 ) -> None:
     ctx.obj = Ctx(vault, key_file, config, actor, state_dir)
 
@@ -119,14 +137,15 @@ def _emit(data: Any) -> None:
 @app.command()
 def init(
     ctx: typer.Context,
-    new_key_file: Annotated[Path | None, typer.Option(
-        help="Create a new random key file here and use it instead of a passphrase.")] = None,
-    governance: Annotated[bool, typer.Option(
-        help="GOVERNANCE mode (not 17a-4 grade). Default is COMPLIANCE.")] = False,
+    new_key_file: Annotated[
+        Path | None,
+        typer.Option(help="Create a new random key file here and use it instead of a passphrase."),
+    ] = None,
+    governance: Annotated[
+        bool, typer.Option(help="GOVERNANCE mode (not 17a-4 grade). Default is COMPLIANCE.")
+    ] = False,
 ) -> None:
     """Create a new, empty vault."""
-    from strongroom.crypto import new_key_file_text
-
     c = _ctx(ctx)
     if new_key_file is not None:
         fd = os.open(new_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -142,13 +161,20 @@ def init(
 
 
 def _progress(total: int) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), console=err, transient=True,
-                    disable=not err.is_terminal or total < (8 << 20))
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal or total < (8 << 20),
+    )
 
 
-def ingest_paths(vault: Vault, paths: list[Path], record_class: str, source: str,
-                 on_ack: Any) -> list[AppendResult]:
+def ingest_paths(
+    vault: Vault, paths: list[Path], record_class: str, source: str, on_ack: Any
+) -> list[AppendResult]:
     files: list[Path] = []
     for p in paths:
         try:
@@ -166,9 +192,15 @@ def ingest_paths(vault: Vault, paths: list[Path], record_class: str, source: str
     with _progress(total) as prog, Appender(vault, on_ack=on_ack) as app_:
         task = prog.add_task("ingest", total=total)
         for p in files:
-            dup = app_.add(Item(open=lambda p=p: p.open("rb"),  # type: ignore[misc]
-                                record_class=record_class, source=source,
-                                source_id=str(p.resolve()), filename=p.name))
+            dup = app_.add(
+                Item(
+                    open=lambda p=p: p.open("rb"),  # type: ignore[misc]
+                    record_class=record_class,
+                    source=source,
+                    source_id=str(p.resolve()),
+                    filename=p.name,
+                )
+            )
             if dup is not None:
                 results.append(dup)
             prog.advance(task, p.stat().st_size)
@@ -184,6 +216,7 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per record.")] = False,
 ) -> None:
     """Append files as records; prints each record id once it is durable."""
+
     def ack(r: AppendResult) -> None:
         if as_json:
             sys.stdout.write(json.dumps(r.to_json()) + "\n")
@@ -219,7 +252,7 @@ def get(
 @app.command()
 def search(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="FTS5 query (words, \"phrases\", AND/OR/NOT).")] = "",
+    query: Annotated[str, typer.Argument(help='FTS5 query (words, "phrases", AND/OR/NOT).')] = "",
     record_class: Annotated[str, typer.Option("--class", help="Class (glob).")] = "",
     source: Annotated[str, typer.Option(help="Source (glob).")] = "",
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
@@ -229,22 +262,22 @@ def search(
     with _open(ctx) as v:
         q = Query(query, record_class, source)
         rows = v.catalog.search(q, limit=limit)
-        v.audit("search", query_sha256=_sha(json.dumps(q.to_json(), sort_keys=True)),
-                results=len(rows))
+        v.audit(
+            "search", query_sha256=_sha(json.dumps(q.to_json(), sort_keys=True)), results=len(rows)
+        )
     if as_json:
         _emit(rows)
         return
     t = Table("record", "class", "received", "size", "name", "flags")
     for r in rows:
-        t.add_row(r["id"], r["class"], r["received"][:19], str(r["size"]), r["filename"],
-                  r["flags"])
+        t.add_row(
+            r["id"], r["class"], r["received"][:19], str(r["size"]), r["filename"], r["flags"]
+        )
     out.print(t)
     out.print(f"{len(rows)} record(s)")
 
 
 def _sha(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -262,8 +295,6 @@ def retain(
 
 
 def _parse_date(text: str) -> datetime:
-    from datetime import UTC
-
     try:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
@@ -289,8 +320,9 @@ def hold_place(
         if record and query is not None:
             raise BadInput("give --record or --query, not both")
         q = Query(query or "", record_class) if query is not None or record_class else None
-        hid = lifecycle.place_hold(v, records=list(record) if record else None, query=q,
-                                   reason=reason)
+        hid = lifecycle.place_hold(
+            v, records=list(record) if record else None, query=q, reason=reason
+        )
     out.print(hid)
 
 
@@ -316,16 +348,26 @@ def hold_list(
     with _open(ctx) as v:
         holds = v.catalog.holds(active_only=not all_)
         for h in holds:
-            h["records"] = int(v.catalog.db.execute(
-                "SELECT count(*) FROM hold_records WHERE hold_id=?", (h["id"],)).fetchone()[0])
+            h["records"] = int(
+                v.catalog.db.execute(
+                    "SELECT count(*) FROM hold_records WHERE hold_id=?", (h["id"],)
+                ).fetchone()[0]
+            )
         v.audit("hold-list")
     if as_json:
         _emit(holds)
         return
     t = Table("hold", "kind", "records", "placed", "by", "reason", "released")
     for h in holds:
-        t.add_row(h["id"], h["kind"], str(h["records"]), h["placed"][:19], h["actor"],
-                  h["reason"], "yes" if h["released_serial"] is not None else "")
+        t.add_row(
+            h["id"],
+            h["kind"],
+            str(h["records"]),
+            h["placed"][:19],
+            h["actor"],
+            h["reason"],
+            "yes" if h["released_serial"] is not None else "",
+        )
     out.print(t)
 
 
@@ -342,9 +384,11 @@ def dispose(
         _emit({**plan.to_json(), "dry_run": dry_run})
         return
     verb = "would dispose of" if dry_run else "disposed of"
-    out.print(f"{verb} {len(plan.records)} record(s), deleting {len(plan.packs)} object(s); "
-              f"{len(plan.held)} expired record(s) held; {len(plan.kept)} object(s) kept for "
-              f"live records (as of {plan.now})")
+    out.print(
+        f"{verb} {len(plan.records)} record(s), deleting {len(plan.packs)} object(s); "
+        f"{len(plan.held)} expired record(s) held; {len(plan.kept)} object(s) kept for "
+        f"live records (as of {plan.now})"
+    )
 
 
 # --- proofs, checkpoints, verify --------------------------------------------------------------
@@ -367,14 +411,19 @@ def proof(
         sys.stdout.write(text) if as_json else out.print(
             f"record {record_id}: leaf {p['leaf_index']} of {p['tree_size']}, "
             f"{len(p['inclusion_path'])} hashes; verified against the signed checkpoint\n"
-            "Use --json or -o FILE for the proof document (docs/formats/proof.md).")
+            "Use --json or -o FILE for the proof document (docs/formats/proof.md)."
+        )
 
 
 @app.command("verify-proof")
 def verify_proof(
     proof_file: Annotated[Path, typer.Argument()],
-    public_key: Annotated[str | None, typer.Option(
-        help="The vault's checkpoint key (vkey) you trust; default: the one in the proof.")] = None,
+    public_key: Annotated[
+        str | None,
+        typer.Option(
+            help="The vault's checkpoint key (vkey) you trust; default: the one in the proof."
+        ),
+    ] = None,
 ) -> None:
     """Check a proof document offline: no vault, no keys, only the public key."""
     try:
@@ -382,8 +431,10 @@ def verify_proof(
     except (OSError, ValueError) as e:
         raise BadInput(f"cannot read proof {proof_file}: {e}") from e
     proofs.check_proof(doc, public_key)
-    out.print(f"OK: leaf {doc['leaf_index']} is in the tree of size {doc['tree_size']} signed by "
-              f"{doc['origin']}")
+    out.print(
+        f"OK: leaf {doc['leaf_index']} is in the tree of size {doc['tree_size']} signed by "
+        f"{doc['origin']}"
+    )
 
 
 @app.command()
@@ -407,8 +458,10 @@ def verify(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     deep: Annotated[bool, typer.Option(help="Also re-hash every record's content.")] = False,
-    trusted: Annotated[list[Path] | None, typer.Option(
-        help="A checkpoint you trust (from 'strongroom checkpoint'); repeatable.")] = None,
+    trusted: Annotated[
+        list[Path] | None,
+        typer.Option(help="A checkpoint you trust (from 'strongroom checkpoint'); repeatable."),
+    ] = None,
 ) -> None:
     """Prove the vault complete, unaltered and retained; exit 0 only if all holds."""
     notes = [p.read_bytes() for p in trusted or []]
@@ -416,8 +469,9 @@ def verify(
         total = sum(o["size"] for o in v.catalog.live_packs())
         with _progress(total) as prog:
             task = prog.add_task("verify", total=total)
-            report = run_verify(v, trusted_notes=notes, deep=deep,
-                                progress=lambda n: prog.advance(task, n))
+            report = run_verify(
+                v, trusted_notes=notes, deep=deep, progress=lambda n: prog.advance(task, n)
+            )
     if as_json:
         _emit(report.to_json())
     else:
@@ -433,9 +487,11 @@ def verify(
             for n in c.notes:
                 out.print(f"          note: {n}")
         s = report.stats
-        out.print(f"{s['entries']} entries, {s['records']} records, {s['objects']} objects, "
-                  f"{s['object_bytes'] / 1e6:.1f} MB in {s['seconds']} s "
-                  f"({s['mb_per_s']} MB/s); mode {s['mode']}")
+        out.print(
+            f"{s['entries']} entries, {s['records']} records, {s['objects']} objects, "
+            f"{s['object_bytes'] / 1e6:.1f} MB in {s['seconds']} s "
+            f"({s['mb_per_s']} MB/s); mode {s['mode']}"
+        )
         out.print("[green]vault verified[/]" if report.ok else "[red]verification FAILED[/]")
     if not report.ok:
         raise typer.Exit(1)
@@ -464,8 +520,14 @@ def clock_show(ctx: typer.Context) -> None:
     with _open(ctx) as v:
         r = v.clock()
         v.commit()
-    _emit({"now": format_time(r.now), "trusted": format_time(r.trusted), "paused": r.paused,
-           "pending_jump": format_time(r.state.pending_jump) if r.state.pending_jump else None})
+    _emit(
+        {
+            "now": format_time(r.now),
+            "trusted": format_time(r.trusted),
+            "paused": r.paused,
+            "pending_jump": format_time(r.state.pending_jump) if r.state.pending_jump else None,
+        }
+    )
 
 
 @clock_app.command("confirm")
@@ -508,8 +570,6 @@ def demo(
     records: Annotated[int, typer.Option(help="Chat messages to generate.")] = 200,
 ) -> None:
     """Create a vault under ./var if needed, ingest a generated sample, verify it."""
-    from strongroom import sample
-
     sample.run_demo(_ctx(ctx), records, ingest_paths, out)
 
 

@@ -17,17 +17,26 @@ from typing import Any
 
 from rich.console import Console
 
+from strongroom.crypto import new_key_file_text
+from strongroom.vault.vault import Vault
 from strongroom.vault.verify import verify
 
-_USERS = ["alice@broker.example", "bob@broker.example", "carol@client.example",
-          "dave@broker.example", "erin@client.example"]
+_USERS = [
+    "alice@broker.example",
+    "bob@broker.example",
+    "carol@client.example",
+    "dave@broker.example",
+    "erin@client.example",
+]
 _CHANNELS = ["trading-desk", "compliance", "client-ABC", "ops"]
-_WORDS = ("order fill price quote bond equity settle confirm client account trade limit "
-          "market close open risk review approve rebate fee wire transfer position hedge").split()
+_WORDS = (
+    "order fill price quote bond equity settle confirm client account trade limit market close "
+    "open risk review approve rebate fee wire transfer position hedge"
+).split()
 
 
 def write_sample(root: Path, count: int, seed: int = 17) -> tuple[list[Path], list[Path]]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
     chat_dir, file_dir = root / "chat", root / "files"
     chat_dir.mkdir(parents=True, exist_ok=True)
     file_dir.mkdir(parents=True, exist_ok=True)
@@ -53,8 +62,10 @@ def write_sample(root: Path, count: int, seed: int = 17) -> tuple[list[Path], li
         p = file_dir / name
         if name.endswith(".csv"):
             lines = ["trade_id,account,symbol,qty,price"]
-            lines += [f"T{i},ACC{rng.randint(1, 99)},XYZ,{rng.randint(1, 900)},"
-                      f"{rng.uniform(1, 500):.2f}" for i in range(size // 30)]
+            lines += [
+                f"T{i},ACC{rng.randint(1, 99)},XYZ,{rng.randint(1, 900)},{rng.uniform(1, 500):.2f}"
+                for i in range(size // 30)
+            ]
             p.write_text("\n".join(lines) + "\n")
         else:
             p.write_bytes(rng.randbytes(size))
@@ -63,9 +74,6 @@ def write_sample(root: Path, count: int, seed: int = 17) -> tuple[list[Path], li
 
 
 def run_demo(c: Any, count: int, ingest_paths: Callable[..., Any], out: Console) -> None:
-    from strongroom.crypto import new_key_file_text
-    from strongroom.vault.vault import Vault
-
     vault_path = Path(c.vault)
     if c.key_file is None and not os.environ.get("STRONGROOM_PASSPHRASE"):
         c.key_file = vault_path.parent / "vault.key"
@@ -86,8 +94,10 @@ def run_demo(c: Any, count: int, ingest_paths: Callable[..., Any], out: Console)
         out.print(f"ingested {len(acked)} records ({new} new, {len(acked) - new} already archived)")
         report = verify(v)
         s = report.stats
-        out.print(f"verify: {'OK' if report.ok else 'FAILED'} — {s['entries']} ledger entries, "
-                  f"{s['records']} records, {s['objects']} objects")
+        out.print(
+            f"verify: {'OK' if report.ok else 'FAILED'} — {s['entries']} ledger entries, "
+            f"{s['records']} records, {s['objects']} objects"
+        )
         example = acked[0].record if acked else "<record id>"
     key = f" --key-file {c.key_file}" if c.key_file else ""
     sr = f"strongroom --vault {c.vault}{key}"

@@ -64,9 +64,7 @@ class Entry:
         return self.fields.get(key, default)
 
 
-def encode_entry(
-    type_: EntryType, time: datetime, actor: str, fields: Mapping[str, Any]
-) -> bytes:
+def encode_entry(type_: EntryType, time: datetime, actor: str, fields: Mapping[str, Any]) -> bytes:
     """Canonical bytes of an entry; raises ValueError when it would be too large."""
     clash = _RESERVED & fields.keys()
     if clash:

@@ -69,15 +69,25 @@ def _depth_ok(obj: object, limit: int = 32) -> bool:
 def _chat(content: bytes, filename: str, truncated: bool) -> Extracted:
     text = _text(content)
     if truncated or len(content) > MAX_JSON:
-        return Extracted(text or "", filename, (), ("unparsed",),
-                         f"chat message larger than {MAX_JSON} bytes is not parsed")
+        return Extracted(
+            text or "",
+            filename,
+            (),
+            ("unparsed",),
+            f"chat message larger than {MAX_JSON} bytes is not parsed",
+        )
     try:
         obj = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         return Extracted(text or "", filename, (), ("unparsed",), f"not valid JSON: {e}")
     if not isinstance(obj, dict) or not _depth_ok(obj):
-        return Extracted(text or "", filename, (), ("unparsed",),
-                         "chat message is not a JSON object of reasonable depth")
+        return Extracted(
+            text or "",
+            filename,
+            (),
+            ("unparsed",),
+            "chat message is not a JSON object of reasonable depth",
+        )
     body = next((_field(obj[k]) for k in _BODY_KEYS if k in obj), "")
     subject = next((_field(obj[k]) for k in _SUBJECT_KEYS if k in obj), "")
     people: list[tuple[str, str]] = []

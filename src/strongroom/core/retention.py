@@ -38,7 +38,9 @@ class Period:
     days: int = 0
 
     def __str__(self) -> str:
-        parts = [f"{v}{u}" for v, u in ((self.years, "y"), (self.months, "m"), (self.days, "d")) if v]
+        parts = [
+            f"{v}{u}" for v, u in ((self.years, "y"), (self.months, "m"), (self.days, "d")) if v
+        ]
         return "".join(parts) or "0d"
 
 
@@ -118,7 +120,12 @@ class Policy:
         return {
             "default": str(self.default),
             "rules": [
-                {"name": r.name, "class": r.record_class, "source": r.source, "period": str(r.period)}
+                {
+                    "name": r.name,
+                    "class": r.record_class,
+                    "source": r.source,
+                    "period": str(r.period),
+                }
                 for r in self.rules
             ],
         }

@@ -73,7 +73,8 @@ class VaultConfig:
             raise CorruptVault(f"{where} is not a Strongroom vault config", remedy)
         if obj.get("version") != VERSION:
             raise CorruptVault(
-                f"{where} has format version {obj.get('version')!r}; this strongroom reads {VERSION}",
+                f"{where} has format version {obj.get('version')!r}; "
+                f"this strongroom reads {VERSION}",
                 "Use the strongroom release that created this vault, or a newer one.",
             )
         try:

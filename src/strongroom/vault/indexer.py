@@ -59,8 +59,9 @@ class Loader:
     def manifest(self, record_id: str, ref: dict[str, Any]) -> Manifest:
         m = self.live_manifests.get(record_id)
         if m is None:
-            raw = self.blob(ref["pack"], record_id.encode(), ref["offset"], ref["length"],
-                            ref["plain_len"])
+            raw = self.blob(
+                ref["pack"], record_id.encode(), ref["offset"], ref["length"], ref["plain_len"]
+            )
             m = json.loads(raw)
         if not isinstance(m, dict) or m.get("record") != record_id:
             raise CorruptVault(f"manifest of record {record_id} does not name it")
@@ -127,26 +128,33 @@ class Indexer:
         elif t is EntryType.OBJECT_PUT:
             self._object_put(db, serial, e)
         elif t is EntryType.OBJECT_EXTEND:
-            db.execute("UPDATE packs SET retain_until = max(retain_until, ?) WHERE name = ?",
-                       (e["retain_until"], e["object"]))
+            db.execute(
+                "UPDATE packs SET retain_until = max(retain_until, ?) WHERE name = ?",
+                (e["retain_until"], e["object"]),
+            )
         elif t is EntryType.OBJECT_HOLD:
-            db.execute("UPDATE packs SET legal_hold = ? WHERE name = ?",
-                       (1 if e["on"] else 0, e["object"]))
+            db.execute(
+                "UPDATE packs SET legal_hold = ? WHERE name = ?", (1 if e["on"] else 0, e["object"])
+            )
         elif t is EntryType.OBJECT_DELETE:
             db.execute("UPDATE packs SET deleted_serial = ? WHERE name = ?", (serial, e["object"]))
             db.execute("DELETE FROM chunks WHERE pack = ?", (e["object"],))
         elif t is EntryType.RECORD_APPEND:
             self._record_append(db, serial, e)
         elif t is EntryType.RECORD_EXTEND:
-            db.execute("UPDATE records SET retain_until = max(retain_until, ?) WHERE id = ?",
-                       (e["retain_until"], e["record"]))
+            db.execute(
+                "UPDATE records SET retain_until = max(retain_until, ?) WHERE id = ?",
+                (e["retain_until"], e["record"]),
+            )
         elif t is EntryType.RECORD_DISPOSE:
             rid = e["record"]
             row = db.execute("SELECT rowid FROM records WHERE id = ?", (rid,)).fetchone()
             # derived data that came from the content goes with it, so that a rebuild (which
             # can no longer read the content) gives the same catalog
-            db.execute("UPDATE records SET disposed_serial = ?, flags = 'disposed' WHERE id = ?",
-                       (serial, rid))
+            db.execute(
+                "UPDATE records SET disposed_serial = ?, flags = 'disposed' WHERE id = ?",
+                (serial, rid),
+            )
             if row is not None:
                 db.execute("DELETE FROM fts WHERE rowid = ?", (row[0],))
             db.execute("DELETE FROM participants WHERE record_id = ?", (rid,))
@@ -162,8 +170,14 @@ class Indexer:
         db.execute(
             "INSERT INTO packs(name, sha256, size, retain_until, legal_hold, put_serial)"
             " VALUES(?, ?, ?, ?, ?, ?)",
-            (name, e["sha256"], e["size"], e["retain_until"], 1 if e.get("legal_hold") else 0,
-             serial),
+            (
+                name,
+                e["sha256"],
+                e["size"],
+                e["retain_until"],
+                1 if e.get("legal_hold") else 0,
+                serial,
+            ),
         )
         try:
             index = self.loader.pack_index(name)
@@ -178,7 +192,9 @@ class Indexer:
         ]
         db.executemany(
             "INSERT OR IGNORE INTO chunks(id, pack, offset, length, plain_len)"
-            " VALUES(?, ?, ?, ?, ?)", rows)
+            " VALUES(?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def _record_append(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         rid = e["record"]
@@ -196,25 +212,48 @@ class Indexer:
             " received, retain_until, rule, filename, manifest_pack, manifest_offset,"
             " manifest_length, manifest_plain, flags, actor)"
             " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rid, serial, e["class"], details.get("source", ""), details.get("source_id", ""),
-             e["source_key"], e["sha256"], e["size"], format_time(e.time), e["retain_until"],
-             e["rule"], details.get("filename", ""), e["manifest"]["pack"],
-             e["manifest"]["offset"], e["manifest"]["length"], e["manifest"]["plain_len"],
-             ",".join(flags), e.actor),
+            (
+                rid,
+                serial,
+                e["class"],
+                details.get("source", ""),
+                details.get("source_id", ""),
+                e["source_key"],
+                e["sha256"],
+                e["size"],
+                format_time(e.time),
+                e["retain_until"],
+                e["rule"],
+                details.get("filename", ""),
+                e["manifest"]["pack"],
+                e["manifest"]["offset"],
+                e["manifest"]["length"],
+                e["manifest"]["plain_len"],
+                ",".join(flags),
+                e.actor,
+            ),
         )
         rowid = cur.lastrowid
-        db.executemany("INSERT INTO participants(record_id, role, address) VALUES(?, ?, ?)",
-                       [(rid, role, addr) for role, addr in x.participants])
-        db.execute("INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, ?, ?)",
-                   (rowid, x.body, x.subject, " ".join(a for _, a in x.participants)))
-        db.executemany("INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)",
-                       [(rid, p) for p in e["packs"]])
+        db.executemany(
+            "INSERT INTO participants(record_id, role, address) VALUES(?, ?, ?)",
+            [(rid, role, addr) for role, addr in x.participants],
+        )
+        db.execute(
+            "INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, ?, ?)",
+            (rowid, x.body, x.subject, " ".join(a for _, a in x.participants)),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)",
+            [(rid, p) for p in e["packs"]],
+        )
         for hold in self.catalog.holds():
             if hold["kind"] == "query" and self.catalog.matches(
                 Query.from_json(json.loads(hold["query"])), rid
             ):
-                db.execute("INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
-                           (hold["id"], rid))
+                db.execute(
+                    "INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
+                    (hold["id"], rid),
+                )
                 self.newly_held.append((hold["id"], rid))
 
     def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
@@ -224,12 +263,21 @@ class Indexer:
         db.execute(
             "INSERT INTO holds(id, kind, query, reason, actor, placed, placed_serial)"
             " VALUES(?, ?, ?, ?, ?, ?, ?)",
-            (hid, e["scope"], json.dumps(query, sort_keys=True) if query else "",
-             d.get("reason", ""), e.actor, format_time(e.time), serial),
+            (
+                hid,
+                e["scope"],
+                json.dumps(query, sort_keys=True) if query else "",
+                d.get("reason", ""),
+                e.actor,
+                format_time(e.time),
+                serial,
+            ),
         )
         if e["scope"] == "query":
             ids = self.catalog.record_ids(Query.from_json(query or {}))
         else:
             ids = list(e["records"])
-        db.executemany("INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
-                       [(hid, r) for r in ids])
+        db.executemany(
+            "INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
+            [(hid, r) for r in ids],
+        )

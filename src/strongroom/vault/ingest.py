@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import secrets
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,8 +30,10 @@ from pyfastcdc import FastCDC
 from strongroom.core.canonical import canonical_json
 from strongroom.core.entries import EntryType
 from strongroom.core.extract import MAX_TEXT
+from strongroom.core.ids import new_id
 from strongroom.core.retention import format_time, parse_time
 from strongroom.errors import BadInput
+from strongroom.vault.lifecycle import hold_packs_of
 from strongroom.vault.packs import BlobKind, BlobRef, PackWriter, bucket_of, encode_blob
 from strongroom.vault.vault import Vault
 
@@ -40,13 +41,6 @@ SMALL = 256 << 10  # content up to this size is a single chunk
 CDC_MIN, CDC_AVG, CDC_MAX = 256 << 10, 1 << 20, 4 << 20
 PACK_TARGET = 16 << 20  # a pack is closed when its (uncompressed) content reaches this
 IN_FLIGHT = 6  # chunks being compressed/sealed at once (bounds memory)
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_record_id(now: datetime) -> str:
-    """A ULID-style id: 48-bit milliseconds then 80 random bits, Crockford base32."""
-    n = (int(now.timestamp() * 1000) << 80) | secrets.randbits(80)
-    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +92,10 @@ _VALID_CLASS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 def check_label(what: str, value: str) -> str:
     if not value or len(value) > 64 or not set(value) <= _VALID_CLASS:
-        raise BadInput(f"invalid record {what} {value!r}",
-                       f"A {what} is 1-64 characters of a-z, 0-9, '.', '_' and '-'.")
+        raise BadInput(
+            f"invalid record {what} {value!r}",
+            f"A {what} is 1-64 characters of a-z, 0-9, '.', '_' and '-'.",
+        )
     return value
 
 
@@ -159,7 +155,7 @@ class Appender:
 
     def _writer(self, bucket: str, planned: int) -> PackWriter:
         w = self._writers.get(bucket)
-        if w is None or self._writer_fill[w.name] + planned > PACK_TARGET and w.count:
+        if w is None or (self._writer_fill[w.name] + planned > PACK_TARGET and w.count):
             if w is not None:
                 self._closing.append(w)
             w = PackWriter(bucket, self.vault.keyring.current)
@@ -174,12 +170,14 @@ class Appender:
         info = self.vault.store.put(w.name, data, retain_until=w.retain_until, mode=self.vault.mode)
         self.vault.loader.live_indexes[w.name] = w.rows
         self._stored_until[w.name] = w.retain_until
-        self._flushed.append({
-            "object": w.name,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "size": info.size,
-            "retain_until": format_time(w.retain_until),
-        })
+        self._flushed.append(
+            {
+                "object": w.name,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": info.size,
+                "retain_until": format_time(w.retain_until),
+            }
+        )
 
     def _open_writer(self, pack: str) -> PackWriter | None:
         for w in (*self._writers.values(), *self._closing):
@@ -235,13 +233,14 @@ class Appender:
             prefix += head
             size = len(head)
         else:
-            size = self._chunk_stream(head, stream, bucket, decision.retain_until, sha, chunks,
-                                      prefix)
+            size = self._chunk_stream(
+                head, stream, bucket, decision.retain_until, sha, chunks, prefix
+            )
             dup = self._duplicate(source_key, sha.hexdigest())
             if dup is not None:
                 return dup
         digest = sha.hexdigest()
-        record_id = new_record_id(now)
+        record_id = new_id(now)
         # chunks reused from packs that would expire too early get their retention extended
         for ref, _ in chunks:
             w = self._open_writer(ref.pack)
@@ -259,8 +258,10 @@ class Appender:
             "size": size,
             "sha256": digest,
             "packs": packs,
-            "chunks": [[pack_index[r.pack], r.offset, r.length, r.plain_len, cid.hex()]
-                       for r, cid in chunks],
+            "chunks": [
+                [pack_index[r.pack], r.offset, r.length, r.plain_len, cid.hex()]
+                for r, cid in chunks
+            ],
         }
         mw = self._writer(bucket, 256)
         mw.note_retention(decision.retain_until)
@@ -273,20 +274,29 @@ class Appender:
             {"source": item.source, "source_id": item.source_id, "filename": item.filename},
             record_id.encode(),
         )
-        self._records.append(_Pending(result, {
-            "record": record_id,
-            "class": item.record_class,
-            "sha256": digest,
-            "size": size,
-            "retain_until": format_time(decision.retain_until),
-            "rule": decision.rule,
-            "source_key": source_key,
-            "manifest": {"pack": mref.pack, "offset": mref.offset, "length": mref.length,
-                         "plain_len": mref.plain_len},
-            "packs": all_packs,
-            "flags": sorted(item.flags),
-            "sealed": sealed,
-        }))
+        self._records.append(
+            _Pending(
+                result,
+                {
+                    "record": record_id,
+                    "class": item.record_class,
+                    "sha256": digest,
+                    "size": size,
+                    "retain_until": format_time(decision.retain_until),
+                    "rule": decision.rule,
+                    "source_key": source_key,
+                    "manifest": {
+                        "pack": mref.pack,
+                        "offset": mref.offset,
+                        "length": mref.length,
+                        "plain_len": mref.plain_len,
+                    },
+                    "packs": all_packs,
+                    "flags": sorted(item.flags),
+                    "sealed": sealed,
+                },
+            )
+        )
         self._by_content[(source_key, digest)] = result
         self._bytes += size
         return None
@@ -294,15 +304,29 @@ class Appender:
     def _duplicate(self, source_key: str, digest: str) -> AppendResult | None:
         hit = self._by_content.get((source_key, digest))
         if hit is not None:
-            return AppendResult(hit.record, hit.serial, hit.sha256, hit.size, hit.retain_until,
-                                hit.rule, duplicate=True)
+            return AppendResult(
+                hit.record,
+                hit.serial,
+                hit.sha256,
+                hit.size,
+                hit.retain_until,
+                hit.rule,
+                duplicate=True,
+            )
         rid = self.vault.catalog.find_duplicate(source_key, digest)
         if rid is None:
             return None
         rec = self.vault.catalog.record(rid)
         assert rec is not None
-        res = AppendResult(rid, rec["serial"], digest, rec["size"],
-                           parse_time(rec["retain_until"]), rec["rule"], duplicate=True)
+        res = AppendResult(
+            rid,
+            rec["serial"],
+            digest,
+            rec["size"],
+            parse_time(rec["retain_until"]),
+            rec["rule"],
+            duplicate=True,
+        )
         if self.on_ack:
             self.on_ack(res)
         return res
@@ -366,8 +390,9 @@ class Appender:
             w = self._writer(bucket, len(data))
             w.note_retention(until)
             slots.append(None)
-            queue.append((len(slots) - 1, w, cid, self._pool.submit(_seal_job, w, cid, data),
-                          len(data)))
+            queue.append(
+                (len(slots) - 1, w, cid, self._pool.submit(_seal_job, w, cid, data), len(data))
+            )
             drain(IN_FLIGHT)
         drain(0)
         for s in slots:
@@ -399,20 +424,18 @@ class Appender:
         self._writers.clear()
         for pack, until in sorted(self._extend.items()):
             vault.store.extend_retention(pack, until)
-            vault.append_entry(EntryType.OBJECT_EXTEND, {"object": pack,
-                                                          "retain_until": format_time(until)})
+            vault.append_entry(
+                EntryType.OBJECT_EXTEND, {"object": pack, "retain_until": format_time(until)}
+            )
         for put in self._flushed:
             vault.append_entry(EntryType.OBJECT_PUT, put)
         results = []
         for p in self._records:
             serial = vault.append_entry(EntryType.RECORD_APPEND, p.fields)
             r = p.result
-            results.append(AppendResult(r.record, serial, r.sha256, r.size, r.retain_until,
-                                        r.rule))
+            results.append(AppendResult(r.record, serial, r.sha256, r.size, r.retain_until, r.rule))
         vault.commit()
         if vault.indexer.newly_held:
-            from strongroom.vault.lifecycle import hold_packs_of
-
             held = sorted({rid for _, rid in vault.indexer.newly_held})
             vault.indexer.newly_held.clear()
             hold_packs_of(vault, held)
@@ -446,4 +469,3 @@ class _Prepend(io.RawIOBase):
             return n
         got = self._stream.readinto(b)  # type: ignore[attr-defined]
         return int(got or 0)
-

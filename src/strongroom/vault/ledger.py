@@ -62,7 +62,7 @@ def touched(old: int, new: int) -> list[TileId]:
     while True:
         shift = 8 * max(level, 0)
         o, n = old >> shift, new >> shift
-        if n == 0 or n == o:
+        if n in (0, o):
             if level >= 0:
                 break
         else:
@@ -201,7 +201,11 @@ class Ledger:
             self._cache.move_to_end(key)
             return hit
         count = self.size >> (8 * level)
-        if index == count // WIDTH and level < len(self._edges) and width <= len(self._edges[level]):
+        if (
+            index == count // WIDTH
+            and level < len(self._edges)
+            and width <= len(self._edges[level])
+        ):
             return b"".join(self._edges[level][:width])
         try:
             data = self.store.get(tile_path(level, index, width))
@@ -323,7 +327,11 @@ class Ledger:
 
 
 def _push(
-    edges: list[list[bytes]], level: int, h: bytes, count_leaves: int, writes: list[tuple[str, bytes]]
+    edges: list[list[bytes]],
+    level: int,
+    h: bytes,
+    count_leaves: int,
+    writes: list[tuple[str, bytes]],
 ) -> None:
     """Append hash ``h`` at tile level ``level``; emit full tiles as they complete."""
     while len(edges) <= level:

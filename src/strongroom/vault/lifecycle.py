@@ -22,9 +22,9 @@ from typing import Any
 
 from strongroom.catalog import Query
 from strongroom.core.entries import EntryType
+from strongroom.core.ids import new_id
 from strongroom.core.retention import format_time, parse_time
 from strongroom.errors import BadInput, NotFound, Refused
-from strongroom.vault.ingest import new_record_id
 from strongroom.vault.vault import Vault
 
 
@@ -51,7 +51,7 @@ def place_hold(
         raise BadInput("a legal hold needs a reason", "Pass --reason, e.g. the matter or subpoena.")
     if (records is None) == (query is None):
         raise BadInput("a hold takes either record ids or a query, not both or neither")
-    hold_id = "H" + new_record_id(vault.now())[1:]
+    hold_id = "H" + new_id(vault.now())[1:]
     if records is not None:
         missing = [r for r in records if vault.catalog.record(r) is None]
         if missing:
@@ -80,10 +80,16 @@ def release_hold(vault: Vault, hold_id: str, reason: str) -> list[str]:
     active = {h["id"] for h in vault.catalog.holds()}
     if hold_id not in active:
         raise NotFound(f"no active hold {hold_id!r}")
-    recs = [str(r[0]) for r in vault.catalog.db.execute(
-        "SELECT record_id FROM hold_records WHERE hold_id = ?", (hold_id,))]
-    vault.append_entry(EntryType.HOLD_RELEASE, {
-        "hold": hold_id, "sealed": vault.seal_details({"reason": reason}, hold_id.encode())})
+    recs = [
+        str(r[0])
+        for r in vault.catalog.db.execute(
+            "SELECT record_id FROM hold_records WHERE hold_id = ?", (hold_id,)
+        )
+    ]
+    vault.append_entry(
+        EntryType.HOLD_RELEASE,
+        {"hold": hold_id, "sealed": vault.seal_details({"reason": reason}, hold_id.encode())},
+    )
     vault.commit()
     cleared = []
     for pack in sorted({p for r in recs for p in vault.catalog.packs_of(r)}):
@@ -101,22 +107,28 @@ def extend_record(vault: Vault, record_id: str, until: datetime) -> datetime:
         raise NotFound(f"no record {record_id!r} in this vault")
     current = parse_time(rec["retain_until"])
     if until < current:
-        vault.deny("record.extend", record_id,
-                   f"requested {format_time(until)} is before {format_time(current)}")
+        vault.deny(
+            "record.extend",
+            record_id,
+            f"requested {format_time(until)} is before {format_time(current)}",
+        )
         raise Refused(
             f"record {record_id} is retained until {format_time(current)}; retention can be "
             f"extended, never shortened (requested {format_time(until)})",
-            "Nothing was changed; the attempt was recorded in the ledger.")
+            "Nothing was changed; the attempt was recorded in the ledger.",
+        )
     if until == current:
         return current
     for pack in vault.catalog.packs_of(record_id):
         info = vault.store.head(pack)
         if info.retain_until < until:
             vault.store.extend_retention(pack, until)
-            vault.append_entry(EntryType.OBJECT_EXTEND, {"object": pack,
-                                                          "retain_until": format_time(until)})
-    vault.append_entry(EntryType.RECORD_EXTEND, {"record": record_id,
-                                                  "retain_until": format_time(until)})
+            vault.append_entry(
+                EntryType.OBJECT_EXTEND, {"object": pack, "retain_until": format_time(until)}
+            )
+    vault.append_entry(
+        EntryType.RECORD_EXTEND, {"record": record_id, "retain_until": format_time(until)}
+    )
     vault.commit()
     return until
 
@@ -150,6 +162,7 @@ def plan_disposal(vault: Vault) -> DisposalPlan:
             plan.records.append(rec)
             going.add(rec["id"])
     candidates = {p for r in plan.records for p in vault.catalog.packs_of(r["id"])}
+
     # packs left behind by an earlier, interrupted disposal
     def disposed(rid: str) -> bool:
         rec = vault.catalog.record(rid)
@@ -163,8 +176,9 @@ def plan_disposal(vault: Vault) -> DisposalPlan:
         row = vault.catalog.pack(pack)
         if row is None or row["deleted_serial"] is not None:
             continue
-        live = [u for u in vault.catalog.records_in_pack(pack)
-                if u not in going and not disposed(u)]
+        live = [
+            u for u in vault.catalog.records_in_pack(pack) if u not in going and not disposed(u)
+        ]
         if live or row["legal_hold"] or parse_time(row["retain_until"]) > now:
             plan.kept.append(pack)
         else:
@@ -180,13 +194,16 @@ def dispose(vault: Vault, dry_run: bool = False) -> DisposalPlan:
     deleting = set(plan.packs)
     for rec in plan.records:
         packs = vault.catalog.packs_of(rec["id"])
-        vault.append_entry(EntryType.RECORD_DISPOSE, {
-            "record": rec["id"],
-            "sha256": rec["sha256"],
-            "retain_until": rec["retain_until"],
-            "delete_objects": sorted(p for p in packs if p in deleting),
-            "kept_objects": sorted(p for p in packs if p not in deleting),
-        })
+        vault.append_entry(
+            EntryType.RECORD_DISPOSE,
+            {
+                "record": rec["id"],
+                "sha256": rec["sha256"],
+                "retain_until": rec["retain_until"],
+                "delete_objects": sorted(p for p in packs if p in deleting),
+                "kept_objects": sorted(p for p in packs if p not in deleting),
+            },
+        )
     vault.commit()
     for pack in plan.packs:
         try:

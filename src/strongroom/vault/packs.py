@@ -48,7 +48,8 @@ _local = threading.local()
 
 def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
     pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(
-        _local, "zstd", None)
+        _local, "zstd", None
+    )
     if pair is None:
         pair = (zstandard.ZstdCompressor(level=ZSTD_LEVEL), zstandard.ZstdDecompressor())
         _local.zstd = pair
@@ -157,8 +158,9 @@ class PackWriter:
         return BlobRef(self.name, offset, len(sealed), plain_len)
 
     def add(self, blob_id: bytes, kind: BlobKind, data: bytes, compress: bool = True) -> BlobRef:
-        return self.add_sealed(blob_id, kind, self.seal_blob(blob_id, encode_blob(data, compress)),
-                               len(data))
+        return self.add_sealed(
+            blob_id, kind, self.seal_blob(blob_id, encode_blob(data, compress)), len(data)
+        )
 
     def note_retention(self, retain_until: datetime) -> None:
         if self.retain_until is None or retain_until > self.retain_until:
@@ -212,9 +214,7 @@ def parse_index(sealed: bytes, keyring: Keyring, name: str) -> list[IndexRow]:
     return rows
 
 
-def open_blob(
-    keyring: Keyring, name: str, blob_id: bytes, sealed: bytes, plain_len: int
-) -> bytes:
+def open_blob(keyring: Keyring, name: str, blob_id: bytes, sealed: bytes, plain_len: int) -> bytes:
     plain = open_envelope(keyring, sealed, kind="blob", context=_context(name, blob_id))
     return decode_blob(plain, plain_len, f"pack {name} blob {blob_id.hex()[:16]}")
 

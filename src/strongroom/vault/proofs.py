@@ -52,7 +52,7 @@ def make_proof(vault: Vault, record_id: str, *, audit: bool = True) -> dict[str,
         "root_hash": cp.root.hex(),
         "checkpoint": note.decode("utf-8"),
         "hashing": "RFC 9162 section 2.1: leaf = SHA-256(0x00 || entry), "
-                   "node = SHA-256(0x01 || left || right)",
+        "node = SHA-256(0x01 || left || right)",
     }
 
 
@@ -72,9 +72,10 @@ def check_proof(doc: dict[str, Any], trusted_vkey: str | None = None) -> None:
         path = [bytes.fromhex(h) for h in doc["inclusion_path"]]
         merkle.verify_inclusion(merkle.leaf_hash(entry), index, size, path, cp.root)
     except (KeyError, TypeError, ValueError, BadInput) as e:
-        raise VerificationFailed(f"proof does not verify: {e}",
-                                 "The entry, path or checkpoint was altered, or the key is not "
-                                 "the vault's.") from e
+        raise VerificationFailed(
+            f"proof does not verify: {e}",
+            "The entry, path or checkpoint was altered, or the key is not the vault's.",
+        ) from e
 
 
 def rebuild_catalog(vault: Vault, path: Path, upto: int | None = None) -> Catalog:

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import fcntl
 import getpass
+import hmac
 import json
 import os
 import time
@@ -92,12 +93,16 @@ class Secret:
     def master_key(self, kdf: KdfParams | None) -> MasterKey:
         if kdf is None:
             if self.key_file is None:
-                raise AuthError("this vault is opened with a key file",
-                                "Pass --key-file with the vault's key file.")
+                raise AuthError(
+                    "this vault is opened with a key file",
+                    "Pass --key-file with the vault's key file.",
+                )
             return load_key_file(self.key_file)
         if self.passphrase is None:
-            raise AuthError("this vault is opened with a passphrase",
-                            "Set STRONGROOM_PASSPHRASE to the vault's passphrase.")
+            raise AuthError(
+                "this vault is opened with a passphrase",
+                "Set STRONGROOM_PASSPHRASE to the vault's passphrase.",
+            )
         return derive_master_key(self.passphrase, kdf)
 
 
@@ -163,7 +168,7 @@ class Vault:
         self._clock_state: ClockState | None = self._load_clock()
         self._clock_dirty = False
         self._last_time: datetime | None = None
-        name, _, pub = parse_vkey(config.public_key)
+        _, _, pub = parse_vkey(config.public_key)
         self.ledger = Ledger(store, config.origin, pub, self.ledger_retain_until)
         self.catalog = Catalog(state / "catalog.sqlite")
         self.loader = Loader(self)
@@ -186,16 +191,20 @@ class Vault:
         if root is not None and root.exists() and any(root.iterdir()):
             if (root / "store" / "objects" / CONFIG_NAME).exists():
                 raise Refused(f"{url} already holds a vault", "Use it, or pick an empty path.")
-            raise BadInput(f"{url} is not empty and is not a vault",
-                           "Create the vault in a new or empty directory.")
+            raise BadInput(
+                f"{url} is not empty and is not a vault",
+                "Create the vault in a new or empty directory.",
+            )
         store = open_store(store_url(url), opts.now)
         if store.exists(CONFIG_NAME):
             raise Refused(f"{url} already holds a vault", "Use it, or pick an empty location.")
         kdf = None
         if secret.key_file is None:
             if not secret.passphrase:
-                raise BadInput("no passphrase given for the new vault",
-                               "Set STRONGROOM_PASSPHRASE or pass --key-file.")
+                raise BadInput(
+                    "no passphrase given for the new vault",
+                    "Set STRONGROOM_PASSPHRASE or pass --key-file.",
+                )
             kdf = KdfParams.new("test" if opts.kdf_strength == "test" else "interactive")
         master = secret.master_key(kdf)
         signer = generate_signing_key()
@@ -215,17 +224,21 @@ class Vault:
         data_key = DataKey.generate("dk-0001")
         # keys first, config last: a vault is only a vault once vault.json exists
         store.put(SIGNING_KEY_NAME, wrap_signing_key(master, signer), retain_until=until)
-        store.put(DATA_KEY_PREFIX + data_key.key_id, wrap_data_key(master, data_key),
-                  retain_until=until)
+        store.put(
+            DATA_KEY_PREFIX + data_key.key_id, wrap_data_key(master, data_key), retain_until=until
+        )
         store.put(CONFIG_NAME, config.to_bytes(), retain_until=until)
         vault = cls._unlocked(url, store, config, master, opts, state)
-        vault.append_entry(EntryType.VAULT_INIT, {
-            "vault": vault_id,
-            "origin": origin,
-            "public_key": config.public_key,
-            "mode": str(mode),
-            "policy": opts.policy.to_json(),
-        })
+        vault.append_entry(
+            EntryType.VAULT_INIT,
+            {
+                "vault": vault_id,
+                "origin": origin,
+                "public_key": config.public_key,
+                "mode": str(mode),
+                "policy": opts.policy.to_json(),
+            },
+        )
         vault.commit()
         return vault
 
@@ -249,7 +262,12 @@ class Vault:
 
     @classmethod
     def _unlocked(
-        cls, url: str, store: Store, config: VaultConfig, master: MasterKey, opts: Options,
+        cls,
+        url: str,
+        store: Store,
+        config: VaultConfig,
+        master: MasterKey,
+        opts: Options,
         state: Path,
     ) -> Vault:
         try:
@@ -280,8 +298,9 @@ class Vault:
             self._last_time = last.time
             if self._clock_state is None or self._clock_state.high_water < last.time:
                 # the state file was lost or is older than the ledger: the ledger is a floor
-                self._clock_state = ClockState(last.time, self._clock_state.pending_jump
-                                               if self._clock_state else None)
+                self._clock_state = ClockState(
+                    last.time, self._clock_state.pending_jump if self._clock_state else None
+                )
         self.catch_up()
 
     def catch_up(self) -> int:
@@ -326,8 +345,10 @@ class Vault:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, StrongroomError) as e:
-            raise CorruptVault(f"compliance clock state {self.state / 'clock.json'} is corrupt: {e}",
-                               "Restore it from backup; the ledger's last entry time is a floor.") from e
+            raise CorruptVault(
+                f"compliance clock state {self.state / 'clock.json'} is corrupt: {e}",
+                "Restore it from backup; the ledger's last entry time is a floor.",
+            ) from e
 
     def clock(self) -> ClockReading:
         reading = read_clock(self._clock_state, self.opts.now())
@@ -337,18 +358,26 @@ class Vault:
             if reading.jumped:
                 self._save_clock()
         if reading.jumped:
-            self.append_entry(EntryType.CLOCK, {
-                "event": "forward-jump",
-                "high_water": format_time(reading.trusted),
-                "observed": format_time(reading.now),
-            }, stamp=reading.trusted)
+            self.append_entry(
+                EntryType.CLOCK,
+                {
+                    "event": "forward-jump",
+                    "high_water": format_time(reading.trusted),
+                    "observed": format_time(reading.now),
+                },
+                stamp=reading.trusted,
+            )
         elif reading.went_back and not self._went_back_logged:
             self._went_back_logged = True
-            self.append_entry(EntryType.CLOCK, {
-                "event": "went-back",
-                "high_water": format_time(reading.trusted),
-                "observed": format_time(self.opts.now()),
-            }, stamp=reading.trusted)
+            self.append_entry(
+                EntryType.CLOCK,
+                {
+                    "event": "went-back",
+                    "high_water": format_time(reading.trusted),
+                    "observed": format_time(self.opts.now()),
+                },
+                stamp=reading.trusted,
+            )
         return reading
 
     def _save_clock(self) -> None:
@@ -365,12 +394,15 @@ class Vault:
     def confirm_clock(self, reason: str) -> datetime:
         st = self._clock_state or ClockState(self.opts.now())
         new = confirm_jump(st, self.opts.now())
-        self.append_entry(EntryType.CLOCK, {
-            "event": "jump-confirmed",
-            "high_water": format_time(st.high_water),
-            "confirmed": format_time(new.high_water),
-            "reason": self.seal_details({"reason": reason}, b"clock"),
-        })
+        self.append_entry(
+            EntryType.CLOCK,
+            {
+                "event": "jump-confirmed",
+                "high_water": format_time(st.high_water),
+                "confirmed": format_time(new.high_water),
+                "reason": self.seal_details({"reason": reason}, b"clock"),
+            },
+        )
         self._clock_state = new
         self._save_clock()
         return new.high_water
@@ -440,21 +472,19 @@ class Vault:
     # --- sealed details -----------------------------------------------------------------
 
     def seal_details(self, details: Mapping[str, Any], context: bytes) -> str:
-        env = seal(self.keyring.current, canonical_json(dict(details)), kind="entry",
-                   context=context)
+        env = seal(
+            self.keyring.current, canonical_json(dict(details)), kind="entry", context=context
+        )
         return base64.b64encode(env).decode()
 
     def open_details(self, sealed: str, context: bytes) -> dict[str, Any]:
-        plain = open_envelope(self.keyring, base64.b64decode(sealed), kind="entry",
-                              context=context)
+        plain = open_envelope(self.keyring, base64.b64decode(sealed), kind="entry", context=context)
         obj = json.loads(plain)
         if not isinstance(obj, dict):
             raise CorruptVault("sealed entry details are not a JSON object")
         return obj
 
     def source_key(self, source: str, source_id: str) -> str:
-        import hmac
-
         msg = source.encode() + b"\0" + source_id.encode()
         return hmac.digest(self._source_key, msg, "sha256").hex()
 
@@ -462,8 +492,11 @@ class Vault:
 
     def rotate_key(self) -> str:
         key = DataKey.generate(self.keyring.next_key_id())
-        self.store.put(DATA_KEY_PREFIX + key.key_id, wrap_data_key(self.master, key),
-                       retain_until=self.ledger_retain_until())
+        self.store.put(
+            DATA_KEY_PREFIX + key.key_id,
+            wrap_data_key(self.master, key),
+            retain_until=self.ledger_retain_until(),
+        )
         self.keyring.add(key)
         self.append_entry(EntryType.KEY_ROTATE, {"key_id": key.key_id})
         self.commit()
@@ -478,8 +511,10 @@ class Vault:
     def set_mode(self, mode: RetentionMode) -> None:
         if self.mode == RetentionMode.COMPLIANCE and mode != RetentionMode.COMPLIANCE:
             self.deny("mode.set", str(mode), "compliance mode cannot be turned off")
-            raise Refused("compliance mode cannot be turned off once on",
-                          "Nothing was changed; the attempt was recorded in the ledger.")
+            raise Refused(
+                "compliance mode cannot be turned off once on",
+                "Nothing was changed; the attempt was recorded in the ledger.",
+            )
         if mode == self.mode:
             return
         self.append_entry(EntryType.MODE_SET, {"mode": str(mode)})
@@ -497,8 +532,10 @@ class Vault:
         """Write a record's raw original to ``out``, checking every chunk and the total hash."""
         rec = self.record(record_id)
         if rec["disposed_serial"] is not None:
-            raise NotFound(f"record {record_id} was disposed of at serial {rec['disposed_serial']}",
-                           "Its disposition entry is in the ledger; the content no longer exists.")
+            raise NotFound(
+                f"record {record_id} was disposed of at serial {rec['disposed_serial']}",
+                "Its disposition entry is in the ledger; the content no longer exists.",
+            )
         self.loader.write_content(rec, out)
         if audit:
             self.audit("get", record=record_id)

@@ -71,9 +71,14 @@ class Check:
         self.objects.update(objects)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "problems": self.problems,
-                "records": sorted(self.records), "objects": sorted(self.objects),
-                "notes": self.notes}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "problems": self.problems,
+            "records": sorted(self.records),
+            "objects": sorted(self.objects),
+            "notes": self.notes,
+        }
 
 
 @dataclass(slots=True)
@@ -118,17 +123,27 @@ class _Ledger:
         if t in (EntryType.VAULT_INIT, EntryType.MODE_SET):
             self.mode = e["mode"]
         elif t is EntryType.OBJECT_PUT:
-            self.objects[e["object"]] = {"sha256": e["sha256"], "size": e["size"],
-                                         "retain_until": e["retain_until"], "serial": serial}
+            self.objects[e["object"]] = {
+                "sha256": e["sha256"],
+                "size": e["size"],
+                "retain_until": e["retain_until"],
+                "serial": serial,
+            }
         elif t is EntryType.OBJECT_EXTEND and e["object"] in self.objects:
             o = self.objects[e["object"]]
             o["retain_until"] = max(o["retain_until"], e["retain_until"])
         elif t is EntryType.OBJECT_DELETE:
             self.deleted.add(e["object"])
         elif t is EntryType.RECORD_APPEND:
-            self.records[e["record"]] = _Record(e["record"], serial, e["sha256"], e["size"],
-                                                e["retain_until"], list(e["packs"]),
-                                                dict(e["manifest"]))
+            self.records[e["record"]] = _Record(
+                e["record"],
+                serial,
+                e["sha256"],
+                e["size"],
+                e["retain_until"],
+                list(e["packs"]),
+                dict(e["manifest"]),
+            )
         elif t is EntryType.RECORD_EXTEND and e["record"] in self.records:
             r = self.records[e["record"]]
             r.retain_until = max(r.retain_until, e["retain_until"])
@@ -172,9 +187,14 @@ def verify(
     report = Report([ledger_check, cp_check, trust_check, obj_check, ret_check, cat_check], stats)
     if record and vault.ledger.truncated_below is None:
         try:
-            vault.append_entry(EntryType.VERIFY, {
-                "ok": report.ok, "size": folded.size,
-                "failed": sorted(c.name for c in report.checks if not c.ok)})
+            vault.append_entry(
+                EntryType.VERIFY,
+                {
+                    "ok": report.ok,
+                    "size": folded.size,
+                    "failed": sorted(c.name for c in report.checks if not c.ok),
+                },
+            )
             vault.commit()
         except StrongroomError:
             vault.ledger.discard_pending()
@@ -191,8 +211,10 @@ def _check_ledger(vault: Vault, check: Check) -> tuple[_Ledger, list[bytearray]]
     level0 = bytearray()
     size = ledger.size
     if ledger.truncated_below is not None:
-        check.fail(f"entry bundles end at {size} but a checkpoint covers {ledger.truncated_below}:"
-                   f" entries {size}..{ledger.truncated_below - 1} are missing")
+        check.fail(
+            f"entry bundles end at {size} but a checkpoint covers {ledger.truncated_below}:"
+            f" entries {size}..{ledger.truncated_below - 1} are missing"
+        )
     serial = 0
     for b in range((size + WIDTH - 1) // WIDTH):
         width = min(WIDTH, size - b * WIDTH)
@@ -202,8 +224,11 @@ def _check_ledger(vault: Vault, check: Check) -> tuple[_Ledger, list[bytearray]]
             if len(entries) != width:
                 raise ValueError(f"holds {len(entries)} entries, expected {width}")
         except (StrongroomError, ValueError) as exc:
-            check.fail(f"entry bundle {name} (serials {b * WIDTH}..{b * WIDTH + width - 1}) is "
-                       f"missing or unreadable: {exc}", objects=[name])
+            check.fail(
+                f"entry bundle {name} (serials {b * WIDTH}..{b * WIDTH + width - 1}) is "
+                f"missing or unreadable: {exc}",
+                objects=[name],
+            )
             return folded, [level0]
         for data in entries:
             try:
@@ -242,7 +267,9 @@ def _check_ledger(vault: Vault, check: Check) -> tuple[_Ledger, list[bytearray]]
         if level == "entries":
             start = index * WIDTH
             if start + width > size:
-                check.fail(f"entry bundle {name} goes beyond the ledger size {size}", objects=[name])
+                check.fail(
+                    f"entry bundle {name} goes beyond the ledger size {size}", objects=[name]
+                )
             continue  # full and current partial bundles were read above; older partials:
         lvl = 8 * int(level)
         row = levels[lvl] if lvl < len(levels) else bytearray()
@@ -272,8 +299,11 @@ def _tile_names(size: int) -> list[str]:
             names.append(entries_path(t) if level < 0 else tile_path(level, t))
         if count % WIDTH:
             w = count % WIDTH
-            names.append(entries_path(count // WIDTH, w) if level < 0
-                         else tile_path(level, count // WIDTH, w))
+            names.append(
+                entries_path(count // WIDTH, w)
+                if level < 0
+                else tile_path(level, count // WIDTH, w)
+            )
         level += 1
     _ = n
     return names
@@ -282,7 +312,7 @@ def _tile_names(size: int) -> list[str]:
 def _checkpoint_sizes(vault: Vault) -> list[int]:
     out = []
     for name in vault.store.list(CHECKPOINT_PREFIX):
-        tail = name[len(CHECKPOINT_PREFIX):]
+        tail = name[len(CHECKPOINT_PREFIX) :]
         if tail.isdigit():
             out.append(int(tail))
     return out
@@ -313,14 +343,18 @@ def _check_checkpoints(vault: Vault, levels: list[bytearray], size: int, check: 
             check.fail(f"checkpoint {name} is invalid: {e}", objects=[name])
             continue
         if name != f"{CHECKPOINT_PREFIX}{cp.size:020d}" or cp.origin != vault.config.origin:
-            check.fail(f"checkpoint {name} names size {cp.size}, origin {cp.origin}",
-                       objects=[name])
+            check.fail(
+                f"checkpoint {name} names size {cp.size}, origin {cp.origin}", objects=[name]
+            )
         elif cp.size > size:
-            check.fail(f"checkpoint {name} covers {cp.size} entries; the ledger has {size}",
-                       objects=[name])
+            check.fail(
+                f"checkpoint {name} covers {cp.size} entries; the ledger has {size}", objects=[name]
+            )
         elif _root_at(levels, cp.size) != cp.root:
-            check.fail(f"checkpoint {name}: the ledger is not consistent with it (root differs)",
-                       objects=[name])
+            check.fail(
+                f"checkpoint {name}: the ledger is not consistent with it (root differs)",
+                objects=[name],
+            )
     if count == 0 and size:
         check.fail("no checkpoint is stored")
     check.notes.append(f"{count} checkpoints checked")
@@ -341,14 +375,19 @@ def _check_trusted(
             check.fail(f"trusted checkpoint ({label}) does not verify: {e}")
             continue
         if cp.size > size:
-            check.fail(f"rollback: the ledger has {size} entries but the trusted checkpoint "
-                       f"({label}) has {cp.size}; entries {size}..{cp.size - 1} are gone")
+            check.fail(
+                f"rollback: the ledger has {size} entries but the trusted checkpoint "
+                f"({label}) has {cp.size}; entries {size}..{cp.size - 1} are gone"
+            )
             rows = vault.catalog.db.execute(
-                "SELECT id FROM records WHERE serial >= ? ORDER BY serial", (size,))
+                "SELECT id FROM records WHERE serial >= ? ORDER BY serial", (size,)
+            )
             check.records.update(str(r[0]) for r in rows)
         elif _root_at(levels, cp.size) != cp.root:
-            check.fail(f"fork: the ledger is not consistent with the trusted checkpoint ({label})"
-                       f" at size {cp.size}")
+            check.fail(
+                f"fork: the ledger is not consistent with the trusted checkpoint ({label})"
+                f" at size {cp.size}"
+            )
         else:
             check.notes.append(f"consistent with trusted checkpoint ({label}) at size {cp.size}")
 
@@ -356,8 +395,9 @@ def _check_trusted(
 # --- objects --------------------------------------------------------------------------------
 
 
-def _check_pack(vault: Vault, name: str, meta: dict[str, Any], deep_ids: set[bytes]) -> tuple[
-        list[str], int, dict[bytes, tuple[int, int]], dict[str, bytes]]:
+def _check_pack(
+    vault: Vault, name: str, meta: dict[str, Any], deep_ids: set[bytes]
+) -> tuple[list[str], int, dict[bytes, tuple[int, int]], dict[str, bytes]]:
     """Hash, authenticate and decode one pack. Returns problems, bytes, chunk map, manifests."""
     problems: list[str] = []
     try:
@@ -413,16 +453,23 @@ def _check_objects(
             continue
         for p in r.packs:
             if p not in folded.objects:
-                check.fail(f"record {r.id} depends on {p}, which the ledger never stored",
-                           records=[r.id], objects=[p])
+                check.fail(
+                    f"record {r.id} depends on {p}, which the ledger never stored",
+                    records=[r.id],
+                    objects=[p],
+                )
             elif p in folded.deleted:
-                check.fail(f"record {r.id} depends on {p}, which was deleted", records=[r.id],
-                           objects=[p])
+                check.fail(
+                    f"record {r.id} depends on {p}, which was deleted", records=[r.id], objects=[p]
+                )
         raw = manifests.get(r.id)
         if raw is None:
             if r.manifest["pack"] in chunk_maps and chunk_maps[r.manifest["pack"]] is not None:
-                check.fail(f"record {r.id}: manifest missing from {r.manifest['pack']}",
-                           records=[r.id], objects=[r.manifest["pack"]])
+                check.fail(
+                    f"record {r.id}: manifest missing from {r.manifest['pack']}",
+                    records=[r.id],
+                    objects=[r.manifest["pack"]],
+                )
             continue
         m = json.loads(raw)
         if m.get("sha256") != r.sha256 or m.get("size") != r.size:
@@ -432,11 +479,15 @@ def _check_objects(
             pack = m["packs"][pack_i]
             total_len += plain_len
             if chunk_maps.get(pack, {}).get(bytes.fromhex(cid)) != (offset, length):
-                check.fail(f"record {r.id}: chunk {cid[:16]} is not in {pack}", records=[r.id],
-                           objects=[pack])
+                check.fail(
+                    f"record {r.id}: chunk {cid[:16]} is not in {pack}",
+                    records=[r.id],
+                    objects=[pack],
+                )
         if total_len != r.size:
-            check.fail(f"record {r.id}: chunks add up to {total_len}, not {r.size} bytes",
-                       records=[r.id])
+            check.fail(
+                f"record {r.id}: chunks add up to {total_len}, not {r.size} bytes", records=[r.id]
+            )
         if deep and check.ok:
             h = hashlib.sha256()
             try:
@@ -450,8 +501,10 @@ def _check_objects(
     known = set(folded.objects)
     orphans = [n for n in vault.store.list("packs/") if n not in known]
     if orphans:
-        check.notes.append(f"{len(orphans)} pack(s) stored by an interrupted append are "
-                           f"referenced by no entry (harmless): {', '.join(orphans[:5])}")
+        check.notes.append(
+            f"{len(orphans)} pack(s) stored by an interrupted append are "
+            f"referenced by no entry (harmless): {', '.join(orphans[:5])}"
+        )
     return total
 
 
@@ -464,7 +517,8 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
         if hid in folded.released:
             continue
         rows = vault.catalog.db.execute(
-            "SELECT record_id FROM hold_records WHERE hold_id = ?", (hid,)).fetchall()
+            "SELECT record_id FROM hold_records WHERE hold_id = ?", (hid,)
+        ).fetchall()
         ids = set(e.get("records") or []) | {str(r[0]) for r in rows}
         for rid in ids:
             held.setdefault(rid, set()).add(hid)
@@ -483,14 +537,25 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
             check.fail(f"{pack}: {e}", records=recs, objects=[pack])
             continue
         if format_time(info.retain_until) < until:
-            check.fail(f"{pack} is retained until {format_time(info.retain_until)}, but records "
-                       f"need it until {until}", records=recs, objects=[pack])
+            check.fail(
+                f"{pack} is retained until {format_time(info.retain_until)}, but records "
+                f"need it until {until}",
+                records=recs,
+                objects=[pack],
+            )
         if compliance and info.mode != RetentionMode.COMPLIANCE:
-            check.fail(f"{pack} is locked in {info.mode} mode; the vault is in COMPLIANCE mode",
-                       records=recs, objects=[pack])
+            check.fail(
+                f"{pack} is locked in {info.mode} mode; the vault is in COMPLIANCE mode",
+                records=recs,
+                objects=[pack],
+            )
         if must_hold and not info.legal_hold:
-            check.fail(f"{pack} holds content of records under legal hold but has no legal hold "
-                       "on the store", records=[r for r in recs if r in held], objects=[pack])
+            check.fail(
+                f"{pack} holds content of records under legal hold but has no legal hold "
+                "on the store",
+                records=[r for r in recs if r in held],
+                objects=[pack],
+            )
     now = vault.clock().trusted
     for r in folded.records.values():
         if r.disposed is None and r.id not in held and parse_time(r.retain_until) <= now:
@@ -509,14 +574,20 @@ def _check_catalog(vault: Vault, folded: _Ledger, check: Check) -> None:
         seen.add(rid)
         r = folded.records.get(rid)
         if r is None:
-            check.fail(f"the catalog lists record {rid} (serial {row['serial']}), which the "
-                       "ledger does not hold", records=[rid])
+            check.fail(
+                f"the catalog lists record {rid} (serial {row['serial']}), which the "
+                "ledger does not hold",
+                records=[rid],
+            )
             continue
-        if (row["serial"], row["sha256"], row["size"], row["retain_until"],
-                row["disposed_serial"]) != (r.serial, r.sha256, r.size, r.retain_until,
-                                            r.disposed):
-            check.fail(f"the catalog's row for record {rid} differs from the ledger",
-                       records=[rid])
+        if (
+            row["serial"],
+            row["sha256"],
+            row["size"],
+            row["retain_until"],
+            row["disposed_serial"],
+        ) != (r.serial, r.sha256, r.size, r.retain_until, r.disposed):
+            check.fail(f"the catalog's row for record {rid} differs from the ledger", records=[rid])
     for rid in sorted(set(folded.records) - seen):
         check.fail(f"record {rid} is in the ledger but not in the catalog", records=[rid])
     active = {h["id"] for h in cat.holds()}
