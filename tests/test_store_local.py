@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 from strongroom.errors import (
     BadInput,
     CorruptVault,
@@ -34,6 +33,7 @@ from strongroom.errors import (
 )
 from strongroom.store import LocalStore, RetentionMode, open_store
 from strongroom.store.local import LockState, check_transition
+from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 
 
 class TestLocalStoreContract(StoreContract):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 from strongroom.errors import StorageError
 from strongroom.store import MemoryStore, Store, open_store
+from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 
 
 class TestMemoryStoreContract(StoreContract):
