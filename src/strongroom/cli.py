@@ -9,7 +9,6 @@ from a command-line argument, which other users could read in the process list.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import sys
@@ -263,7 +262,7 @@ def search(
         q = Query(query, record_class, source)
         rows = v.catalog.search(q, limit=limit)
         v.audit(
-            "search", query_sha256=_sha(json.dumps(q.to_json(), sort_keys=True)), results=len(rows)
+            "search", query_key=v.query_key(q.to_json()), results=len(rows)
         )
     if as_json:
         _emit(rows)
@@ -275,10 +274,6 @@ def search(
         )
     out.print(t)
     out.print(f"{len(rows)} record(s)")
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @app.command()

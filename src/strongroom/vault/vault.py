@@ -484,6 +484,12 @@ class Vault:
             raise CorruptVault("sealed entry details are not a JSON object")
         return obj
 
+    def query_key(self, query: Mapping[str, Any]) -> str:
+        """A keyed hash of a search, for the audit trail: equal searches can be matched up
+        by key holders, but a short query (a name) cannot be guessed from the ledger."""
+        return hmac.digest(self._source_key, b"query\0" + canonical_json(dict(query)),
+                           "sha256").hex()
+
     def source_key(self, source: str, source_id: str) -> str:
         msg = source.encode() + b"\0" + source_id.encode()
         return hmac.digest(self._source_key, msg, "sha256").hex()
