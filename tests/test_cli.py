@@ -300,3 +300,41 @@ def test_large_sparse_file_streams_with_bounded_memory(cli: Cli, tmp_path: Path)
         assert f.read(20) == b"marker in the middle"
     out.unlink()
     big.unlink()
+
+
+def test_reindex_repairs_a_corrupt_catalog(cli: Cli, tmp_path: Path) -> None:
+    """The catalog is derived: when it is garbage, the hint 'reindex' must work."""
+    f = tmp_path / "x.txt"
+    f.write_text("needle in a haystack")
+    cli("ingest", f)
+    cat = cli.vault / "state" / "catalog.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{cat}{suffix}").unlink(missing_ok=True)
+    cat.write_bytes(b"this is not a database" * 100)
+    p = cli("search", "needle", check=False)
+    assert p.returncode == 8
+    _no_traceback(p)
+    assert b"reindex" in p.stderr
+    cli("reindex")
+    assert len(json.loads(cli("search", "needle", "--json").stdout)) == 1
+    cli("verify")
+
+
+def test_tampered_proof_fields_are_refused(cli: Cli, tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("a")
+    g = tmp_path / "b.txt"
+    g.write_text("b")
+    ids = _ids(cli("ingest", f, g, "--json").stdout)
+    proof_file = tmp_path / "p.json"
+    cli("proof", ids[0], "-o", proof_file)
+    good = json.loads(proof_file.read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
+    for field, value in (("record", ids[1]), ("origin", "strongroom.vault/other"),
+                         ("root_hash", "00" * 32), ("leaf_hash", "11" * 32)):
+        bad = dict(good, **{field: value})
+        proof_file.write_text(json.dumps(bad))
+        p = subprocess.run([sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
+                           capture_output=True, env=env, check=False)
+        assert p.returncode == 1, field
+        _no_traceback(p)

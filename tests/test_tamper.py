@@ -139,17 +139,25 @@ def test_restoring_an_older_ledger_is_detected(vaults: VaultFactory, tmp_path: P
         shutil.copytree(snap / sub, target)
     from strongroom.errors import CorruptVault
 
-    with pytest.raises(CorruptVault, match="rolled back"):
-        vaults.open()
-    # with a rebuilt catalog the vault opens, and verify still catches the rollback through
-    # the checkpoint this host last saw and through the trusted checkpoint a user kept
-    (vaults.path / "state" / "catalog.sqlite").unlink()
+    def check_refuses_and_reports() -> None:
+        with vaults.open() as v:
+            with pytest.raises(CorruptVault, match="damaged ledger"):
+                v.audit("search", results=0)  # every write is refused ...
+            report = verify(v)  # ... but verify runs and names the rollback
+        failed = _failed(report)
+        assert "trusted" in failed
+        assert "rollback" in " ".join(failed["trusted"].problems)  # type: ignore[attr-defined]
+        assert newer[0].record in failed["trusted"].records  # type: ignore[attr-defined]
+
+    check_refuses_and_reports()
+    # deleting the (derived) catalog does not launder the rollback: the last checkpoint this
+    # host saw still catches it, and it is not overwritten by later commits
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(vaults.path / "state" / "catalog.sqlite") + suffix).unlink(missing_ok=True)
     with vaults.open() as v:
-        report = verify(v, record=False)
-    failed = _failed(report)
-    assert "trusted" in failed
-    assert "rollback" in " ".join(failed["trusted"].problems)  # type: ignore[attr-defined]
-    _ = newer
+        with pytest.raises(CorruptVault, match="rollback"):
+            v.audit("search", results=0)
+        assert not verify(v).ok
 
 
 def test_trusted_checkpoint_from_user_detects_whole_vault_rollback(

@@ -20,7 +20,7 @@ from typing import Any
 
 from strongroom.errors import BadInput, CorruptVault
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,10 +38,6 @@ CREATE TABLE IF NOT EXISTS records(
     retain_until TEXT NOT NULL,
     rule TEXT NOT NULL,
     filename TEXT NOT NULL,
-    manifest_pack TEXT NOT NULL,
-    manifest_offset INTEGER NOT NULL,
-    manifest_length INTEGER NOT NULL,
-    manifest_plain INTEGER NOT NULL,
     flags TEXT NOT NULL,
     actor TEXT NOT NULL,
     disposed_serial INTEGER
@@ -137,7 +133,7 @@ class Catalog:
         except sqlite3.DatabaseError as e:
             raise CorruptVault(
                 f"catalog {path} is unreadable: {e}",
-                "The catalog is derived data: run 'strongroom reindex' to rebuild it.",
+                "The catalog is derived data: 'strongroom reindex' rebuilds it.",
             ) from e
         v = self.get_meta("schema")
         if v is None:

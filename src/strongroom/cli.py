@@ -26,6 +26,7 @@ from rich.table import Table
 
 from strongroom import sample
 from strongroom.catalog import Query
+from strongroom.core.entries import EntryType
 from strongroom.core.retention import Policy, format_time, load_policy, parse_time
 from strongroom.crypto import new_key_file_text
 from strongroom.errors import BadInput, DiskFull, StorageError, StrongroomError
@@ -261,9 +262,7 @@ def search(
     with _open(ctx) as v:
         q = Query(query, record_class, source)
         rows = v.catalog.search(q, limit=limit)
-        v.audit(
-            "search", query_key=v.query_key(q.to_json()), results=len(rows)
-        )
+        v.audit("search", query_key=v.query_key(q.to_json()), results=len(rows))
     if as_json:
         _emit(rows)
         return
@@ -425,11 +424,15 @@ def verify_proof(
         doc = json.loads(proof_file.read_bytes())
     except (OSError, ValueError) as e:
         raise BadInput(f"cannot read proof {proof_file}: {e}") from e
-    proofs.check_proof(doc, public_key)
+    cp = proofs.check_proof(doc, public_key)
     out.print(
-        f"OK: leaf {doc['leaf_index']} is in the tree of size {doc['tree_size']} signed by "
-        f"{doc['origin']}"
+        f"OK: leaf {doc['leaf_index']} is in the tree of size {cp.size} signed by {cp.origin}"
     )
+    if public_key is None:
+        err.print(
+            "note: checked against the public key inside the proof; pass --public-key with the "
+            "key the vault owner published ('strongroom public-key') to rule out a forgery"
+        )
 
 
 @app.command()
@@ -494,9 +497,14 @@ def verify(
 
 @app.command()
 def reindex(ctx: typer.Context) -> None:
-    """Rebuild the catalog from the store and the ledger."""
-    with _open(ctx) as v:
-        n = proofs.reindex(v)
+    """Rebuild the catalog from the store and the ledger (also repairs a broken catalog)."""
+    c = _ctx(ctx)
+    opts = c.options()
+    opts.fresh_catalog = True
+    with Vault.open(c.vault, c.secret(), opts) as v:
+        n = v.catalog.indexed
+        v.append_entry(EntryType.REINDEX, {"entries": n})
+        v.commit()
     out.print(f"catalog rebuilt from {n} ledger entries")
 
 

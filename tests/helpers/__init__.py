@@ -48,7 +48,9 @@ def object_files(store_dir: Path) -> list[str]:
     return sorted(out)
 
 
-def check_store_objects(store_dir: Path, key_file: Path) -> list[str]:
+def check_store_objects(
+    store_dir: Path, key_file: Path, parsed: set[str] | None = None
+) -> list[str]:
     """Problems found in the objects of the store at ``store_dir`` (empty: all good).
 
     Every file under ``objects/`` must be a regular file with a valid object name and
@@ -57,6 +59,10 @@ def check_store_objects(store_dir: Path, key_file: Path) -> list[str]:
     authenticates and every chunk matches its keyed id), every entry bundle (its
     width of canonical entries), every hash tile (its width of hashes) and every
     checkpoint (signed by the vault key, named by its size).
+
+    Objects are immutable, so a caller checking the same store repeatedly can pass a
+    set ``parsed``: names in it are not parsed again (their lock file and size still
+    are), and names that parse cleanly are added to it.
     """
     problems: list[str] = []
     objects, locks = store_dir / "objects", store_dir / "locks"
@@ -94,7 +100,6 @@ def check_store_objects(store_dir: Path, key_file: Path) -> list[str]:
         except StrongroomError as e:
             problems.append(f"{name}: a file with an invalid object name is visible: {e}")
             continue
-        data = path.read_bytes()
         try:
             state = LockState.from_json(name, (locks / f"{name}.json").read_bytes(), name)
         except FileNotFoundError:
@@ -102,12 +107,17 @@ def check_store_objects(store_dir: Path, key_file: Path) -> list[str]:
         except StrongroomError as e:
             problems.append(f"{name}: {e}")
         else:
-            if state.size != len(data):
-                problems.append(f"{name}: {len(data)} bytes, lock file records {state.size}")
+            if state.size != st.st_size:
+                problems.append(f"{name}: {st.st_size} bytes, lock file records {state.size}")
+        if parsed is not None and name in parsed:
+            continue
         try:
-            problems.extend(_check_one(name, data, master, keyring, hasher, verifier))
+            found = _check_one(name, path.read_bytes(), master, keyring, hasher, verifier)
         except (StrongroomError, ValueError) as e:
-            problems.append(f"{name}: does not parse: {e}")
+            found = [f"{name}: does not parse: {e}"]
+        problems.extend(found)
+        if parsed is not None and not found:
+            parsed.add(name)
     return problems
 
 

@@ -8,7 +8,7 @@ Usage::
 The loop opens the vault (so a kill right after start lands in open / crash
 recovery) and appends records forever in group-commit batches of 1..50 records.
 Record ``n`` of seed ``S`` has the content :func:`record_bytes` ``(S, n)`` (mostly
-small JSON messages, about 1 in 80 between 300 KiB and 2 MiB, which go through the
+small JSON messages, about 1 in 120 between 300 KiB and 2 MiB, which go through the
 content-defined chunker), so the parent can recompute every expected byte. Each
 acknowledged record is printed, once its batch is durable (``on_ack``), as one JSON
 line ``{"record": id, "sha256": hex, "n": counter}`` and stdout is flushed after
@@ -21,8 +21,9 @@ state files is delimited by one), ``--die-after-put PREFIX K`` right after the K
 successful store ``put`` of an object whose name starts with PREFIX (e.g.
 ``tile/entries/``: entries durable, checkpoint not yet written).
 
-``--create`` runs ``Vault.create`` instead (kill-during-init test) and prints
-``{"event": "created"}`` when it returns.
+``--create`` runs ``Vault.create`` instead (kill-during-init test): it prints
+``{"event": "ready"}`` once imported, just before ``Vault.create``, and
+``{"event": "created"}`` when that returns.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ SMALL_WORDS = (
     "trade order fill cancel desk client margin swap bond equity option future hedge "
     "price quote bid ask spread settle clear confirm breach limit risk audit compliance"
 ).split()
-BIG_ONE_IN = 80
+BIG_ONE_IN = 120
 BIG_MIN, BIG_MAX = 300 << 10, 2 << 20
 
 
@@ -60,8 +61,13 @@ def record_bytes(seed: int, n: int) -> bytes:
                 body += line.encode() * rng.randint(50, 3000)
         return bytes(body[:size])
     words = " ".join(rng.choice(SMALL_WORDS) for _ in range(rng.randint(1, 400)))
-    msg = {"seed": seed, "n": n, "from": f"user{rng.randrange(50)}@example.com",
-           "channel": f"desk-{rng.randrange(8)}", "text": words}
+    msg = {
+        "seed": seed,
+        "n": n,
+        "from": f"user{rng.randrange(50)}@example.com",
+        "channel": f"desk-{rng.randrange(8)}",
+        "text": words,
+    }
     return json.dumps(msg, sort_keys=True).encode()
 
 
@@ -116,6 +122,7 @@ def _options() -> Any:
 def run_create(vault: str, key_file: Path) -> None:
     from strongroom.vault.vault import Secret, Vault
 
+    _emit({"event": "ready"})
     Vault.create(vault, Secret(key_file=key_file), _options()).close()
     _emit({"event": "created"})
 
@@ -141,8 +148,15 @@ def run_loop(vault: str, key_file: Path, seed: int) -> None:
                 for _ in range(size):
                     data = record_bytes(seed, n)
                     by_sha[hashlib.sha256(data).hexdigest()] = n
-                    app.add(Item.from_bytes(data, record_class="chat", source="t",
-                                            source_id=f"s{seed}-m{n}", filename=f"m{n}.json"))
+                    app.add(
+                        Item.from_bytes(
+                            data,
+                            record_class="chat",
+                            source="t",
+                            source_id=f"s{seed}-m{n}",
+                            filename=f"m{n}.json",
+                        )
+                    )
                     n += 1
 
 

@@ -24,31 +24,39 @@ _encoder = json.JSONEncoder(
 )
 
 
-def _check(value: Any, depth: int = 0) -> None:
-    if depth > 32:
-        raise ValueError("canonical JSON nested too deeply")
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str):
-            value.encode("utf-8")  # raises on lone surrogates
-        return
-    if isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INT:
-            raise ValueError(f"integer {value} outside the JCS safe range")
-        return
-    if isinstance(value, list | tuple):
-        for v in value:
-            _check(v, depth + 1)
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str) or not k.isascii():
-                raise ValueError(f"canonical JSON keys must be ASCII strings, got {k!r}")
-            _check(v, depth + 1)
-        return
-    raise ValueError(f"type {type(value).__name__} is not allowed in canonical JSON")
+def _check(value: Any) -> None:
+    """Reject anything outside the profile; iterative, dispatching on exact types."""
+    stack = [value]
+    seen = 0
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is str or t is bool or v is None:
+            continue
+        if t is int:
+            if not -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+                raise ValueError(f"integer {v} outside the JCS safe range")
+        elif t is dict:
+            for k in v:
+                if type(k) is not str or not k.isascii():
+                    raise ValueError(f"canonical JSON keys must be ASCII strings, got {k!r}")
+            stack.extend(v.values())
+        elif t is list or t is tuple:
+            stack.extend(v)
+        else:
+            raise ValueError(f"type {t.__name__} is not allowed in canonical JSON")
+        seen += 1
+        if seen > 100_000:
+            raise ValueError("canonical JSON value too large")
 
 
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 bytes of ``value`` (restricted to the types listed in the module doc)."""
-    _check(value)
+def canonical_json(value: Any, *, checked: bool = True) -> bytes:
+    """RFC 8785 bytes of ``value`` (restricted to the types listed in the module doc).
+
+    ``checked=False`` skips the type walk for values our own code built from known types
+    (the append hot path); anything decoded from outside is always checked.
+    """
+    if checked:
+        _check(value)
+    # str.encode raises on lone surrogates (UnicodeEncodeError is a ValueError)
     return _encoder.encode(value).encode("utf-8")

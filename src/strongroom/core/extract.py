@@ -53,19 +53,6 @@ def _field(v: object) -> str:
     return ""
 
 
-def _depth_ok(obj: object, limit: int = 32) -> bool:
-    stack: list[tuple[object, int]] = [(obj, 0)]
-    while stack:
-        o, d = stack.pop()
-        if d > limit:
-            return False
-        if isinstance(o, dict):
-            stack.extend((v, d + 1) for v in o.values())
-        elif isinstance(o, list):
-            stack.extend((v, d + 1) for v in o)
-    return True
-
-
 def _chat(content: bytes, filename: str, truncated: bool) -> Extracted:
     text = _text(content)
     if truncated or len(content) > MAX_JSON:
@@ -80,14 +67,8 @@ def _chat(content: bytes, filename: str, truncated: bool) -> Extracted:
         obj = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         return Extracted(text or "", filename, (), ("unparsed",), f"not valid JSON: {e}")
-    if not isinstance(obj, dict) or not _depth_ok(obj):
-        return Extracted(
-            text or "",
-            filename,
-            (),
-            ("unparsed",),
-            "chat message is not a JSON object of reasonable depth",
-        )
+    if not isinstance(obj, dict):  # (json.loads bounds nesting: RecursionError above)
+        return Extracted(text or "", filename, (), ("unparsed",), "not a JSON object")
     body = next((_field(obj[k]) for k in _BODY_KEYS if k in obj), "")
     subject = next((_field(obj[k]) for k in _SUBJECT_KEYS if k in obj), "")
     people: list[tuple[str, str]] = []

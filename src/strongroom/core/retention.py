@@ -244,12 +244,19 @@ def format_time(dt: datetime) -> str:
     """RFC 3339 UTC with microseconds and a ``Z``: the only time format in entries."""
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if dt.utcoffset():
+        dt = dt.astimezone(UTC)
+    if not 1000 <= dt.year <= 9999:
+        raise ValueError(f"year {dt.year} is outside what entries can record")
+    # isoformat is several times faster than strftime on the append hot path
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str) -> datetime:
+    if len(text) != 27 or text[10] != "T" or text[-1] != "Z" or text[19] != ".":
+        raise BadInput(f"invalid timestamp {text!r}: expected YYYY-MM-DDTHH:MM:SS.ffffffZ")
     try:
-        dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+        dt = datetime.fromisoformat(text[:-1])
     except ValueError as e:
         raise BadInput(f"invalid timestamp {text!r}: expected YYYY-MM-DDTHH:MM:SS.ffffffZ") from e
     return dt.replace(tzinfo=UTC)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from strongroom.catalog import Catalog, Query
-from strongroom.core.entries import Entry, EntryType
+from strongroom.core.entries import Entry, EntryType, decode_entry
 from strongroom.core.extract import MAX_TEXT, Extracted, extract
 from strongroom.core.retention import format_time
 from strongroom.errors import CorruptVault, NotFound
@@ -35,11 +36,17 @@ class Loader:
         self.live_indexes: dict[str, list[IndexRow]] = {}
         self.live_manifests: dict[str, Manifest] = {}
         self.live_content: dict[str, bytes] = {}
+        self.live_details: dict[str, dict[str, Any]] = {}
 
     def forget(self) -> None:
         self.live_indexes.clear()
         self.live_manifests.clear()
         self.live_content.clear()
+        self.live_details.clear()
+
+    def details(self, key: str, sealed: str) -> dict[str, Any]:
+        hit = self.live_details.get(key)
+        return hit if hit is not None else self.vault.open_details(sealed, key.encode())
 
     def pack_index(self, name: str) -> list[IndexRow]:
         rows = self.live_indexes.get(name)
@@ -56,7 +63,16 @@ class Loader:
             raise CorruptVault(f"pack {pack}: blob at {offset} is truncated")
         return open_blob(self.vault.keyring, pack, blob_id, sealed, plain_len)
 
-    def manifest(self, record_id: str, ref: dict[str, Any]) -> Manifest:
+    def manifest(self, record_id: str, ref: Mapping[str, Any], size: int, sha256: str) -> Manifest:
+        """The record's chunk list: inline in its entry, or in a manifest blob."""
+        if "chunks" in ref:
+            return {
+                "record": record_id,
+                "size": size,
+                "sha256": sha256,
+                "packs": list(ref["packs"]),
+                "chunks": list(ref["chunks"]),
+            }
         m = self.live_manifests.get(record_id)
         if m is None:
             raw = self.blob(
@@ -91,7 +107,11 @@ class Loader:
         return bytes(buf[:MAX_TEXT]), int(m["size"]) > MAX_TEXT
 
     def write_content(self, rec: dict[str, Any], out: BinaryIO) -> None:
-        m = self.manifest(rec["id"], _manifest_ref(rec))
+        # the chunk list (or where the manifest blob is) is in the record's ledger entry
+        entry = decode_entry(self.vault.ledger.entry(rec["serial"]))
+        if entry.type is not EntryType.RECORD_APPEND or entry["record"] != rec["id"]:
+            raise CorruptVault(f"ledger entry {rec['serial']} is not record {rec['id']}")
+        m = self.manifest(rec["id"], entry["manifest"], rec["size"], rec["sha256"])
         h = hashlib.sha256()
         for data in self.chunks(m):
             h.update(data)
@@ -103,13 +123,14 @@ class Loader:
             )
 
 
-def _manifest_ref(rec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "pack": rec["manifest_pack"],
-        "offset": rec["manifest_offset"],
-        "length": rec["manifest_length"],
-        "plain_len": rec["manifest_plain"],
-    }
+_INSERT_RECORD = (
+    "INSERT INTO records(rowid, id, serial, class, source, source_id, source_key, sha256, size,"
+    " received, retain_until, rule, filename, flags, actor)"
+    " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_PARTICIPANT = "INSERT INTO participants(record_id, role, address) VALUES(?, ?, ?)"
+_INSERT_FTS = "INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, ?, ?)"
+_INSERT_RECORD_PACK = "INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)"
 
 
 class Indexer:
@@ -119,10 +140,16 @@ class Indexer:
         self.catalog = catalog
         self.loader = loader
         self.newly_held: list[tuple[str, str]] = []  # (hold id, record id) for the live path
+        self._buf: dict[str, list[tuple[Any, ...]]] = {}
+        self._query_holds: list[tuple[str, Query]] | None = None
 
     def apply(self, serial: int, e: Entry) -> None:
         db = self.catalog.db
         t = e.type
+        if t is not EntryType.RECORD_APPEND:
+            self.flush()
+        if t is EntryType.HOLD_PLACE or t is EntryType.HOLD_RELEASE:
+            self._query_holds = None
         if t is EntryType.VAULT_INIT or t is EntryType.MODE_SET:
             self.catalog.set_meta("mode", str(e["mode"]))
         elif t is EntryType.OBJECT_PUT:
@@ -159,11 +186,11 @@ class Indexer:
                 db.execute("DELETE FROM fts WHERE rowid = ?", (row[0],))
             db.execute("DELETE FROM participants WHERE record_id = ?", (rid,))
             db.execute("DELETE FROM hold_records WHERE record_id = ?", (rid,))
+            db.execute("DELETE FROM record_packs WHERE record_id = ?", (rid,))
         elif t is EntryType.HOLD_PLACE:
             self._hold_place(db, serial, e)
         elif t is EntryType.HOLD_RELEASE:
             db.execute("UPDATE holds SET released_serial = ? WHERE id = ?", (serial, e["hold"]))
-        self.catalog.set_meta("indexed", str(serial + 1))
 
     def _object_put(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         name = e["object"]
@@ -198,21 +225,21 @@ class Indexer:
 
     def _record_append(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         rid = e["record"]
-        details = self.loader.vault.open_details(e["sealed"], rid.encode())
+        details = self.loader.details(rid, e["sealed"])
+        packs = set(e["packs"])
         try:
-            m = self.loader.manifest(rid, e["manifest"])
+            m = self.loader.manifest(rid, e["manifest"], e["size"], e["sha256"])
+            packs.update(m["packs"])
             content, truncated = self.loader.content_prefix(rid, m)
             x = extract(e["class"], details.get("filename", ""), content, truncated)
         except NotFound:
             # content disposed of later (reindex), or missing (verify reports it)
             x = Extracted("", details.get("filename", ""), (), ("content-unavailable",))
         flags = sorted(set(x.flags) | set(e.get("flags", [])))
-        cur = db.execute(
-            "INSERT INTO records(id, serial, class, source, source_id, source_key, sha256, size,"
-            " received, retain_until, rule, filename, manifest_pack, manifest_offset,"
-            " manifest_length, manifest_plain, flags, actor)"
-            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._queue(
+            _INSERT_RECORD,
             (
+                serial,
                 rid,
                 serial,
                 e["class"],
@@ -225,36 +252,57 @@ class Indexer:
                 e["retain_until"],
                 e["rule"],
                 details.get("filename", ""),
-                e["manifest"]["pack"],
-                e["manifest"]["offset"],
-                e["manifest"]["length"],
-                e["manifest"]["plain_len"],
                 ",".join(flags),
                 e.actor,
             ),
         )
-        rowid = cur.lastrowid
-        db.executemany(
-            "INSERT INTO participants(record_id, role, address) VALUES(?, ?, ?)",
-            [(rid, role, addr) for role, addr in x.participants],
+        for role, addr in x.participants:
+            self._queue(_INSERT_PARTICIPANT, (rid, role, addr))
+        # the record's rowid is its serial, so the FTS row can be queued with it
+        self._queue(
+            _INSERT_FTS, (serial, x.body, x.subject, " ".join(a for _, a in x.participants))
         )
-        db.execute(
-            "INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, ?, ?)",
-            (rowid, x.body, x.subject, " ".join(a for _, a in x.participants)),
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)",
-            [(rid, p) for p in e["packs"]],
-        )
-        for hold in self.catalog.holds():
-            if hold["kind"] == "query" and self.catalog.matches(
-                Query.from_json(json.loads(hold["query"])), rid
-            ):
-                db.execute(
-                    "INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
-                    (hold["id"], rid),
-                )
-                self.newly_held.append((hold["id"], rid))
+        for p in sorted(packs):
+            self._queue(_INSERT_RECORD_PACK, (rid, p))
+        holds = self._active_query_holds()
+        if holds:
+            self.flush()
+            for hold_id, q in holds:
+                if self.catalog.matches(q, rid):
+                    db.execute(
+                        "INSERT OR IGNORE INTO hold_records(hold_id, record_id) VALUES(?, ?)",
+                        (hold_id, rid),
+                    )
+                    self.newly_held.append((hold_id, rid))
+
+    def _queue(self, sql: str, row: tuple[Any, ...]) -> None:
+        self._buf.setdefault(sql, []).append(row)
+
+    def flush(self) -> None:
+        """Write queued rows (record appends are batched: one executemany per table)."""
+        for sql, rows in self._buf.items():
+            self.catalog.db.executemany(sql, rows)
+        self._buf.clear()
+
+    def _active_query_holds(self) -> list[tuple[str, Query]]:
+        if self._query_holds is None:
+            self._query_holds = [
+                (h["id"], Query.from_json(json.loads(h["query"])))
+                for h in self.catalog.holds()
+                if h["kind"] == "query"
+            ]
+        return self._query_holds
+
+    def apply_all(self, entries: Iterable[tuple[int, Entry]]) -> None:
+        """Apply entries in one catalog transaction."""
+        with self.catalog.transaction():
+            last = -1
+            for serial, entry in entries:
+                self.apply(serial, entry)
+                last = serial
+            self.flush()
+            if last >= 0:
+                self.catalog.set_meta("indexed", str(last + 1))
 
     def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         hid = e["hold"]

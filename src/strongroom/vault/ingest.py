@@ -39,6 +39,8 @@ from strongroom.vault.vault import Vault
 
 SMALL = 256 << 10  # content up to this size is a single chunk
 CDC_MIN, CDC_AVG, CDC_MAX = 256 << 10, 1 << 20, 4 << 20
+DEDUP_MIN = 4096  # chunks smaller than this are not looked up in the catalog for dedup
+INLINE_CHUNKS = 4  # records of up to this many chunks keep their chunk list in the entry
 PACK_TARGET = 16 << 20  # a pack is closed when its (uncompressed) content reaches this
 IN_FLIGHT = 6  # chunks being compressed/sealed at once (bounds memory)
 
@@ -53,10 +55,11 @@ class Item:
     source_id: str = ""
     filename: str = ""
     flags: tuple[str, ...] = ()
+    data: bytes | None = None  # content already in memory (skips the stream)
 
     @staticmethod
     def from_bytes(data: bytes, **kw: str) -> Item:
-        return Item(open=lambda: io.BytesIO(data), **kw)  # type: ignore[arg-type]
+        return Item(open=lambda: io.BytesIO(data), data=data, **kw)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class AppendResult:
 @dataclass(slots=True)
 class _Pending:
     result: AppendResult
+    at: datetime
     fields: dict[str, object] = field(default_factory=dict)
 
 
@@ -126,8 +130,10 @@ class Appender:
         self._extend: dict[str, datetime] = {}
         self._records: list[_Pending] = []
         self._by_content: dict[tuple[str, str], AppendResult] = {}
+        self._batch_dups: list[str] = []
         self._bytes = 0
         self._writer_fill: dict[str, int] = {}
+        self._labels_ok: set[tuple[str, str]] = set()
         self._stored_until: dict[str, datetime] = {}
 
     def close(self) -> None:
@@ -198,28 +204,37 @@ class Appender:
     def add(self, item: Item) -> AppendResult | None:
         """Append one record; returns its result if it was a duplicate of a known one,
         else None (the result is acknowledged at commit)."""
-        check_label("class", item.record_class)
-        check_label("source", item.source)
+        if (item.record_class, item.source) not in self._labels_ok:
+            check_label("class", item.record_class)
+            check_label("source", item.source)
+            self._labels_ok.add((item.record_class, item.source))
+        if item.data is not None and len(item.data) <= SMALL:
+            result = self._add(item, None)
+        else:
+            result = self._add_stream(item)
+        if len(self._records) >= self.batch_records or self._bytes >= self.batch_bytes:
+            self.commit()
+        return result
+
+    def _add_stream(self, item: Item) -> AppendResult | None:
         try:
             stream = item.open()
         except OSError as e:
             raise BadInput(f"cannot read {item.filename or 'input'}: {e.strerror or e}") from e
         with stream:
             try:
-                result = self._add(item, stream)
+                return self._add(item, stream)
             except OSError as e:
                 raise BadInput(f"error reading {item.filename or 'input'}: {e}") from e
-        if len(self._records) >= self.batch_records or self._bytes >= self.batch_bytes:
-            self.commit()
-        return result
 
-    def _add(self, item: Item, stream: BinaryIO) -> AppendResult | None:
+    def _add(self, item: Item, stream: BinaryIO | None) -> AppendResult | None:
         vault = self.vault
-        now = vault.now()
-        decision = vault.opts.policy.decide(item.record_class, item.source, now)
+        now, start = vault.times()
+        decision = vault.opts.policy.decide(item.record_class, item.source, start)
         source_key = vault.source_key(item.source, item.source_id or item.filename)
         bucket = bucket_of(decision.retain_until)
-        head = stream.read(SMALL + 1)
+        head = item.data if stream is None else stream.read(SMALL + 1)
+        assert head is not None
         sha = hashlib.sha256()
         chunks: list[tuple[BlobRef, bytes]] = []
         prefix = bytearray()
@@ -230,9 +245,9 @@ class Appender:
                 return dup
             if head:
                 chunks.append(self._chunk_inline(head, bucket, decision.retain_until))
-            prefix += head
             size = len(head)
         else:
+            assert stream is not None
             size = self._chunk_stream(
                 head, stream, bucket, decision.retain_until, sha, chunks, prefix
             )
@@ -252,31 +267,46 @@ class Appender:
                 self._extend[ref.pack] = decision.retain_until
         packs = sorted({ref.pack for ref, _ in chunks})
         pack_index = {p: i for i, p in enumerate(packs)}
-        manifest = {
-            "v": 1,
-            "record": record_id,
-            "size": size,
-            "sha256": digest,
-            "packs": packs,
-            "chunks": [
-                [pack_index[r.pack], r.offset, r.length, r.plain_len, cid.hex()]
-                for r, cid in chunks
-            ],
-        }
-        mw = self._writer(bucket, 256)
-        mw.note_retention(decision.retain_until)
-        mref = mw.add(record_id.encode(), BlobKind.MANIFEST, canonical_json(manifest))
-        all_packs = sorted({*packs, mref.pack})
-        vault.loader.live_manifests[record_id] = manifest
-        vault.loader.live_content[record_id] = bytes(prefix[: MAX_TEXT + 1])
-        result = AppendResult(record_id, -1, digest, size, decision.retain_until, decision.rule)
-        sealed = vault.seal_details(
-            {"source": item.source, "source_id": item.source_id, "filename": item.filename},
-            record_id.encode(),
+        chunk_rows = [
+            [pack_index[r.pack], r.offset, r.length, r.plain_len, cid.hex()] for r, cid in chunks
+        ]
+        if len(chunks) <= INLINE_CHUNKS:
+            # small records: the chunk list travels in the ledger entry, no manifest blob
+            manifest_field: dict[str, object] = {"packs": packs, "chunks": chunk_rows}
+            all_packs = packs
+        else:
+            manifest = {
+                "v": 1,
+                "record": record_id,
+                "size": size,
+                "sha256": digest,
+                "packs": packs,
+                "chunks": chunk_rows,
+            }
+            mw = self._writer(bucket, 256)
+            mw.note_retention(decision.retain_until)
+            mref = mw.add(record_id.encode(), BlobKind.MANIFEST, canonical_json(manifest))
+            manifest_field = {
+                "pack": mref.pack,
+                "offset": mref.offset,
+                "length": mref.length,
+                "plain_len": mref.plain_len,
+            }
+            # the content packs are listed in the manifest: a record of any size keeps a
+            # bounded entry (the catalog and verify read them from there)
+            all_packs = [mref.pack]
+            vault.loader.live_manifests[record_id] = manifest
+        vault.loader.live_content[record_id] = (
+            head if size <= MAX_TEXT else bytes(prefix[: MAX_TEXT + 1])
         )
+        result = AppendResult(record_id, -1, digest, size, decision.retain_until, decision.rule)
+        details = {"source": item.source, "source_id": item.source_id, "filename": item.filename}
+        sealed = vault.seal_details(details, record_id.encode())
+        vault.loader.live_details[record_id] = details
         self._records.append(
             _Pending(
                 result,
+                now,
                 {
                     "record": record_id,
                     "class": item.record_class,
@@ -285,12 +315,7 @@ class Appender:
                     "retain_until": format_time(decision.retain_until),
                     "rule": decision.rule,
                     "source_key": source_key,
-                    "manifest": {
-                        "pack": mref.pack,
-                        "offset": mref.offset,
-                        "length": mref.length,
-                        "plain_len": mref.plain_len,
-                    },
+                    "manifest": manifest_field,
                     "packs": all_packs,
                     "flags": sorted(item.flags),
                     "sealed": sealed,
@@ -302,8 +327,11 @@ class Appender:
         return None
 
     def _duplicate(self, source_key: str, digest: str) -> AppendResult | None:
+        """The existing record with this source and content, if any (re-delivery)."""
         hit = self._by_content.get((source_key, digest))
         if hit is not None:
+            # a duplicate within this batch: acknowledged with the original at commit
+            self._batch_dups.append(hit.record)
             return AppendResult(
                 hit.record,
                 hit.serial,
@@ -331,16 +359,18 @@ class Appender:
             self.on_ack(res)
         return res
 
-    def _known(self, cid: bytes) -> BlobRef | None:
+    def _known(self, cid: bytes, size: int = CDC_MIN) -> BlobRef | None:
         ref = self._new_chunks.get(cid)
-        if ref is not None:
+        if ref is not None or size < DEDUP_MIN:
+            # tiny chunks are deduplicated within a batch only: a catalog lookup per chat
+            # message costs more than the few hundred bytes it could save
             return ref
         row = self.vault.catalog.chunk(cid)
         return None if row is None else BlobRef(*row)
 
     def _chunk_inline(self, data: bytes, bucket: str, until: datetime) -> tuple[BlobRef, bytes]:
         cid = self.vault.hasher.chunk_id(data)
-        ref = self._known(cid)
+        ref = self._known(cid, len(data))
         if ref is None:
             w = self._writer(bucket, len(data))
             w.note_retention(until)
@@ -422,19 +452,26 @@ class Appender:
                 self._store_pack(w)
         self._closing.clear()
         self._writers.clear()
+        # entries carry the time each record was received (its retention started then);
+        # the objects they depend on are stamped with the batch's first time
+        first = self._records[0].at if self._records else None
         for pack, until in sorted(self._extend.items()):
             vault.store.extend_retention(pack, until)
             vault.append_entry(
-                EntryType.OBJECT_EXTEND, {"object": pack, "retain_until": format_time(until)}
+                EntryType.OBJECT_EXTEND,
+                {"object": pack, "retain_until": format_time(until)},
+                stamp=first,
             )
         for put in self._flushed:
-            vault.append_entry(EntryType.OBJECT_PUT, put)
+            vault.append_entry(EntryType.OBJECT_PUT, put, stamp=first)
         results = []
         for p in self._records:
-            serial = vault.append_entry(EntryType.RECORD_APPEND, p.fields)
+            serial = vault.append_entry(EntryType.RECORD_APPEND, p.fields, stamp=p.at)
             r = p.result
             results.append(AppendResult(r.record, serial, r.sha256, r.size, r.retain_until, r.rule))
         vault.commit()
+        by_id = {r.record: r for r in results}
+        dups = [by_id[rid] for rid in self._batch_dups]
         if vault.indexer.newly_held:
             held = sorted({rid for _, rid in vault.indexer.newly_held})
             vault.indexer.newly_held.clear()
@@ -444,6 +481,12 @@ class Appender:
         if self.on_ack:
             for r in results:
                 self.on_ack(r)
+            for r in dups:
+                self.on_ack(
+                    AppendResult(
+                        r.record, r.serial, r.sha256, r.size, r.retain_until, r.rule, duplicate=True
+                    )
+                )
         return results
 
 

@@ -90,7 +90,9 @@ class Ledger:
         self._retain_until = retain_until
         self.size = 0
         self.checkpoint_size = 0
-        self.truncated_below: int | None = None  # set when bundles < latest checkpoint
+        # why the ledger must not be appended to (bundles missing below a checkpoint, a
+        # rollback seen on open ...); verify still runs and reports it
+        self.damaged: str | None = None
         self._entry_edge: list[bytes] = []
         self._edges: list[list[bytes]] = []  # per tile level: hashes of the partial tile
         self._pending: list[bytes] = []
@@ -124,7 +126,9 @@ class Ledger:
         size = self._durable_size(0 if self.checkpoint_size == 0 else self.checkpoint_size)
         if size < self.checkpoint_size:
             # bundles were removed below a signed checkpoint: tampering; verify names it
-            self.truncated_below = self.checkpoint_size
+            self.damaged = (
+                f"the ledger holds {size} entries but was checkpointed at {self.checkpoint_size}"
+            )
         self.size = size
         self._load_edges()
         recovered = max(0, size - self.checkpoint_size)
@@ -272,10 +276,10 @@ class Ledger:
 
     def add(self, entry: bytes) -> int:
         """Queue an entry; returns its serial. Durable only after :meth:`commit`."""
-        if self.truncated_below is not None:
+        if self.damaged is not None:
             raise CorruptVault(
-                f"the ledger holds {self.size} entries but was checkpointed at "
-                f"{self.truncated_below}: refusing to append to a damaged ledger"
+                f"refusing to write to a damaged ledger: {self.damaged}",
+                "Run 'strongroom verify' to see what is affected; restore from a replica.",
             )
         self._pending.append(entry)
         return self.size + len(self._pending) - 1

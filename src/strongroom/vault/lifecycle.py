@@ -27,6 +27,8 @@ from strongroom.core.retention import format_time, parse_time
 from strongroom.errors import BadInput, NotFound, Refused
 from strongroom.vault.vault import Vault
 
+MAX_HOLD_RECORDS = 1000  # record ids in one hold entry (entries are at most 64 KiB)
+
 
 def _set_pack_hold(vault: Vault, pack: str, on: bool) -> None:
     info = vault.store.head(pack)
@@ -53,6 +55,11 @@ def place_hold(
         raise BadInput("a hold takes either record ids or a query, not both or neither")
     hold_id = "H" + new_id(vault.now())[1:]
     if records is not None:
+        if len(records) > MAX_HOLD_RECORDS:
+            raise BadInput(
+                f"a hold names at most {MAX_HOLD_RECORDS} records; {len(records)} were given",
+                "Use a query hold, or place several holds.",
+            )
         missing = [r for r in records if vault.catalog.record(r) is None]
         if missing:
             raise NotFound(f"no such records: {', '.join(missing[:10])}")
@@ -162,23 +169,16 @@ def plan_disposal(vault: Vault) -> DisposalPlan:
             plan.records.append(rec)
             going.add(rec["id"])
     candidates = {p for r in plan.records for p in vault.catalog.packs_of(r["id"])}
-
-    # packs left behind by an earlier, interrupted disposal
-    def disposed(rid: str) -> bool:
-        rec = vault.catalog.record(rid)
-        return rec is None or rec["disposed_serial"] is not None
-
+    # packs left behind by an earlier, interrupted disposal: no live record uses them
     for live_pack in vault.catalog.live_packs():
-        users = vault.catalog.records_in_pack(live_pack["name"])
-        if users and all(disposed(u) for u in users):
+        if not vault.catalog.records_in_pack(live_pack["name"]):
             candidates.add(live_pack["name"])
     for pack in sorted(candidates):
         row = vault.catalog.pack(pack)
         if row is None or row["deleted_serial"] is not None:
             continue
-        live = [
-            u for u in vault.catalog.records_in_pack(pack) if u not in going and not disposed(u)
-        ]
+        # record_packs holds live records only (a disposition removes its rows)
+        live = [u for u in vault.catalog.records_in_pack(pack) if u not in going]
         if live or row["legal_hold"] or parse_time(row["retain_until"]) > now:
             plan.kept.append(pack)
         else:

@@ -86,7 +86,7 @@ def pack_name(bucket: str) -> str:
 
 def bucket_of(retain_until: datetime) -> str:
     """Packs are grouped by the month their content may expire in."""
-    return retain_until.strftime("%Y-%m")
+    return f"{retain_until.year:04d}-{retain_until.month:02d}"
 
 
 def _context(name: str, blob_id: bytes) -> bytes:

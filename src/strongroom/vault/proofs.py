@@ -9,15 +9,14 @@ signed checkpoint (C2SP note) for that size with the vault's public key (C2SP vk
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from pathlib import Path
 from typing import Any
 
 from strongroom.catalog import Catalog
 from strongroom.core import merkle
-from strongroom.core.checkpoint import open_note, parse_vkey
-from strongroom.core.entries import EntryType, decode_entry
+from strongroom.core.checkpoint import Checkpoint, open_note, parse_vkey
+from strongroom.core.entries import decode_entry
 from strongroom.errors import BadInput, NotFound, VerificationFailed
 from strongroom.vault.indexer import Indexer
 from strongroom.vault.vault import Vault
@@ -56,26 +55,47 @@ def make_proof(vault: Vault, record_id: str, *, audit: bool = True) -> dict[str,
     }
 
 
-def check_proof(doc: dict[str, Any], trusted_vkey: str | None = None) -> None:
-    """Raise VerificationFailed unless ``doc`` proves its entry is in a signed tree."""
+def check_proof(doc: dict[str, Any], trusted_vkey: str | None = None) -> Checkpoint:
+    """Raise VerificationFailed unless ``doc`` proves its entry is in a signed tree.
+
+    Every field that states something is checked against what it claims: the record id
+    and origin against the signed entry and checkpoint, the convenience hashes against
+    their recomputation. Returns the verified checkpoint (print *its* origin, not the
+    document's).
+    """
     try:
         if doc.get("format") != FORMAT:
             raise BadInput(f"not a {FORMAT} document")
         vkey_text = trusted_vkey or str(doc["public_key"])
         name, _, pub = parse_vkey(vkey_text)
         cp = open_note(str(doc["checkpoint"]).encode(), [(name, pub)], origin=name)
+        if doc.get("origin") != cp.origin:
+            raise BadInput(f"document names origin {doc.get('origin')!r}, checkpoint {cp.origin!r}")
         entry = str(doc["entry"]).encode("utf-8")
-        decode_entry(entry)  # canonical, known version
+        e = decode_entry(entry)  # canonical, known version
+        if "record" in doc and e.get("record") != doc["record"]:
+            raise BadInput(
+                f"document names record {doc['record']!r}, the entry {e.get('record')!r}"
+            )
         index, size = int(doc["leaf_index"]), int(doc["tree_size"])
         if size != cp.size:
             raise BadInput(f"proof is for tree size {size}, checkpoint has {cp.size}")
+        leaf = merkle.leaf_hash(entry)
+        for field, value in (
+            ("leaf_hash", leaf.hex()),
+            ("root_hash", cp.root.hex()),
+            ("entry_sha256", hashlib.sha256(entry).hexdigest()),
+        ):
+            if field in doc and doc[field] != value:
+                raise BadInput(f"{field} does not match the entry and checkpoint")
         path = [bytes.fromhex(h) for h in doc["inclusion_path"]]
-        merkle.verify_inclusion(merkle.leaf_hash(entry), index, size, path, cp.root)
-    except (KeyError, TypeError, ValueError, BadInput) as e:
+        merkle.verify_inclusion(leaf, index, size, path, cp.root)
+    except (KeyError, TypeError, ValueError, AttributeError, BadInput) as e:
         raise VerificationFailed(
             f"proof does not verify: {e}",
             "The entry, path or checkpoint was altered, or the key is not the vault's.",
         ) from e
+    return cp
 
 
 def rebuild_catalog(vault: Vault, path: Path, upto: int | None = None) -> Catalog:
@@ -86,31 +106,5 @@ def rebuild_catalog(vault: Vault, path: Path, upto: int | None = None) -> Catalo
     vault.loader.forget()
     indexer = Indexer(cat, vault.loader)
     end = vault.ledger.size if upto is None else upto
-    with cat.transaction():
-        for serial, data in vault.ledger.entries(0, end):
-            indexer.apply(serial, decode_entry(data))
+    indexer.apply_all((serial, decode_entry(data)) for serial, data in vault.ledger.entries(0, end))
     return cat
-
-
-def reindex(vault: Vault) -> int:
-    """Replace the catalog by one rebuilt from the ledger and store."""
-    live = vault.catalog.path
-    tmp = live.with_name("catalog.rebuild.sqlite")
-    cat = rebuild_catalog(vault, tmp)
-    n = cat.indexed
-    cat.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    cat.close()
-    vault.catalog.close()
-    for suffix in ("-wal", "-shm"):
-        Path(str(live) + suffix).unlink(missing_ok=True)
-    tmp.replace(live)
-    for suffix in ("-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    vault.catalog = Catalog(live)
-    vault.indexer = Indexer(vault.catalog, vault.loader)
-    vault.append_entry(EntryType.REINDEX, {"entries": n})
-    vault.commit()
-    return n
-
-
-_ = base64

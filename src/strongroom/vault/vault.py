@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from strongroom.catalog import Catalog
 from strongroom.core.canonical import canonical_json
-from strongroom.core.checkpoint import parse_vkey, vkey
+from strongroom.core.checkpoint import open_note, parse_vkey, vkey
 from strongroom.core.entries import Entry, EntryType, decode_entry, encode_entry
 from strongroom.core.retention import (
     ClockReading,
@@ -115,6 +116,7 @@ class Options:
     now: SystemTime = system_time
     state_dir: Path | None = None
     kdf_strength: str = "interactive"
+    fresh_catalog: bool = False  # drop the catalog and rebuild it from store + ledger
 
 
 def _local_root(url: str) -> Path | None:
@@ -165,11 +167,16 @@ class Vault:
         self._lock_fd = lock_fd
         self.hasher: ChunkHasher = master.chunk_hasher()
         self._source_key = master.derive(b"strongroom source-key v1")
+        self._query_key = master.derive(b"strongroom query-key v1")
         self._clock_state: ClockState | None = self._load_clock()
         self._clock_dirty = False
+        self._pending_entries: list[Entry] = []
         self._last_time: datetime | None = None
         _, _, pub = parse_vkey(config.public_key)
         self.ledger = Ledger(store, config.origin, pub, self.ledger_retain_until)
+        if opts.fresh_catalog:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{state / 'catalog.sqlite'}{suffix}").unlink(missing_ok=True)
         self.catalog = Catalog(state / "catalog.sqlite")
         self.loader = Loader(self)
         self.indexer = Indexer(self.catalog, self.loader)
@@ -282,7 +289,9 @@ class Vault:
         if not len(keyring):
             raise CorruptVault(f"{url}: no data keys found")
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock_fd = _take_lock(state / "writer.lock")
+        # one writer per vault, whatever --state-dir each process uses
+        root = _local_root(url)
+        lock_fd = _take_lock((root if root is not None else state) / "writer.lock")
         try:
             vault = cls(url, store, config, master, keyring, signer, state, opts, lock_fd)
             vault._recover()
@@ -293,6 +302,7 @@ class Vault:
 
     def _recover(self) -> None:
         self.ledger.open(self.signer)
+        self._check_witness()
         if self.ledger.size:
             last = decode_entry(self.ledger.entry(self.ledger.size - 1))
             self._last_time = last.time
@@ -301,22 +311,45 @@ class Vault:
                 self._clock_state = ClockState(
                     last.time, self._clock_state.pending_jump if self._clock_state else None
                 )
-        self.catch_up()
+        if self.ledger.damaged is None:
+            self.catch_up()
+
+    def _check_witness(self) -> None:
+        """Compare the ledger with the last checkpoint this host saw (rollback detection).
+
+        A store restored from an older copy is self-consistent; the checkpoint kept in the
+        local state directory is not rolled back with it. On a mismatch the vault opens
+        read-only for ``verify``: every write is refused.
+        """
+        witness = self.state / "checkpoint"
+        if self.ledger.damaged is not None or not witness.exists():
+            return
+        try:
+            cp = open_note(witness.read_bytes(), [(self.config.origin, self.ledger.public_key)])
+            same = cp.size <= self.ledger.size and self.ledger.root(cp.size) == cp.root
+        except (StrongroomError, ValueError) as e:
+            self.ledger.damaged = f"the last checkpoint this host saw ({witness}) is unusable: {e}"
+            return
+        if not same:
+            self.ledger.damaged = (
+                f"rollback or fork: this host last saw a checkpoint of {cp.size} entries that "
+                f"the ledger ({self.ledger.size} entries) does not extend"
+            )
 
     def catch_up(self) -> int:
         """Apply ledger entries the catalog has not seen yet (after a crash or reindex)."""
         start = self.catalog.indexed
         if start > self.ledger.size:
-            raise CorruptVault(
+            self.ledger.damaged = (
                 f"the catalog has indexed {start} entries but the ledger holds only "
-                f"{self.ledger.size}: the ledger was truncated or rolled back",
-                "Run 'strongroom verify' to see what is affected.",
+                f"{self.ledger.size}: the ledger was truncated or rolled back"
             )
+            return 0
         if start == self.ledger.size:
             return 0
-        with self.catalog.transaction():
-            for serial, data in self.ledger.entries(start):
-                self.indexer.apply(serial, decode_entry(data))
+        self.indexer.apply_all(
+            (serial, decode_entry(data)) for serial, data in self.ledger.entries(start)
+        )
         return self.ledger.size - start
 
     def close(self) -> None:
@@ -333,8 +366,7 @@ class Vault:
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is not None:
-            self.ledger.discard_pending()
-            self.loader.forget()
+            self.discard_pending()
         self.close()
 
     # --- time and retention -------------------------------------------------------------
@@ -385,26 +417,37 @@ class Vault:
             write_atomic(self.state / "clock.json", canonical_json(self._clock_state.to_json()))
         self._clock_dirty = False
 
+    def times(self) -> tuple[datetime, datetime]:
+        """(stamp, start): ``stamp`` times an event — the trusted compliance time, never
+        before the last entry, and never past an unconfirmed jump, so a clock that ran
+        ahead leaves no future times in the ledger; ``start`` begins a retention period —
+        the later of system time and high-water mark, so no period is computed short."""
+        reading = self.clock()
+        stamp = reading.trusted
+        if self._last_time is not None and stamp < self._last_time:
+            stamp = self._last_time
+        return stamp, max(reading.now, stamp)
+
     def now(self) -> datetime:
-        t = self.clock().now
-        if self._last_time is not None and t < self._last_time:
-            t = self._last_time
-        return t
+        """The time to stamp an event with (see :meth:`times`)."""
+        return self.times()[0]
 
     def confirm_clock(self, reason: str) -> datetime:
+        """Accept the system time after a forward jump; recorded with the actor and reason."""
         st = self._clock_state or ClockState(self.opts.now())
         new = confirm_jump(st, self.opts.now())
+        self._clock_state = new
+        self._save_clock()
         self.append_entry(
             EntryType.CLOCK,
             {
                 "event": "jump-confirmed",
                 "high_water": format_time(st.high_water),
                 "confirmed": format_time(new.high_water),
-                "reason": self.seal_details({"reason": reason}, b"clock"),
+                "sealed": self.seal_details({"reason": reason}, b"clock"),
             },
+            stamp=new.high_water,
         )
-        self._clock_state = new
-        self._save_clock()
         return new.high_water
 
     def trusted_now(self) -> datetime:
@@ -437,7 +480,21 @@ class Vault:
         if self._last_time is not None and t < self._last_time:
             t = self._last_time
         self._last_time = t
-        return self.ledger.add(encode_entry(type_, t, self.opts.actor, fields))
+        try:
+            data = encode_entry(type_, t, self.opts.actor, fields)
+        except ValueError as e:
+            raise BadInput(f"cannot record {type_}: {e}") from e
+        serial = self.ledger.add(data)
+        # the live indexer applies these directly instead of decoding the bytes again
+        self._pending_entries.append(
+            Entry(type_, t, self.opts.actor, MappingProxyType(dict(fields)))
+        )
+        return serial
+
+    def discard_pending(self) -> None:
+        self.ledger.discard_pending()
+        self._pending_entries.clear()
+        self.loader.forget()
 
     def commit(self) -> bytes | None:
         """Make queued entries durable, sign a checkpoint, index them. Group commit."""
@@ -446,12 +503,16 @@ class Vault:
         if self._clock_dirty:
             self._save_clock()
         start = self.ledger.size
+        pending, self._pending_entries = self._pending_entries, []
         note = self.ledger.commit(self.signer)
         if note is not None:
             write_atomic(self.state / "checkpoint", note)
-        with self.catalog.transaction():
-            for serial, data in self.ledger.entries(max(start, self.catalog.indexed)):
-                self.indexer.apply(serial, decode_entry(data))
+        if self.catalog.indexed < start:
+            self.catch_up()
+        done = self.catalog.indexed
+        self.indexer.apply_all(
+            (start + i, entry) for i, entry in enumerate(pending) if start + i >= done
+        )
         self.loader.forget()
         return note
 
@@ -473,7 +534,10 @@ class Vault:
 
     def seal_details(self, details: Mapping[str, Any], context: bytes) -> str:
         env = seal(
-            self.keyring.current, canonical_json(dict(details)), kind="entry", context=context
+            self.keyring.current,
+            canonical_json(dict(details), checked=False),  # str fields built by our code
+            kind="entry",
+            context=context,
         )
         return base64.b64encode(env).decode()
 
@@ -487,8 +551,7 @@ class Vault:
     def query_key(self, query: Mapping[str, Any]) -> str:
         """A keyed hash of a search, for the audit trail: equal searches can be matched up
         by key holders, but a short query (a name) cannot be guessed from the ledger."""
-        return hmac.digest(self._source_key, b"query\0" + canonical_json(dict(query)),
-                           "sha256").hex()
+        return hmac.digest(self._query_key, canonical_json(dict(query)), "sha256").hex()
 
     def source_key(self, source: str, source_id: str) -> str:
         msg = source.encode() + b"\0" + source_id.encode()

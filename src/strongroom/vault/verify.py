@@ -185,7 +185,7 @@ def verify(
         "deep": deep,
     }
     report = Report([ledger_check, cp_check, trust_check, obj_check, ret_check, cat_check], stats)
-    if record and vault.ledger.truncated_below is None:
+    if record and vault.ledger.damaged is None:
         try:
             vault.append_entry(
                 EntryType.VERIFY,
@@ -197,7 +197,7 @@ def verify(
             )
             vault.commit()
         except StrongroomError:
-            vault.ledger.discard_pending()
+            vault.discard_pending()
     return report
 
 
@@ -210,11 +210,8 @@ def _check_ledger(vault: Vault, check: Check) -> tuple[_Ledger, list[bytearray]]
     folded = _Ledger()
     level0 = bytearray()
     size = ledger.size
-    if ledger.truncated_below is not None:
-        check.fail(
-            f"entry bundles end at {size} but a checkpoint covers {ledger.truncated_below}:"
-            f" entries {size}..{ledger.truncated_below - 1} are missing"
-        )
+    if ledger.damaged is not None:
+        check.fail(f"the vault refuses writes: {ledger.damaged}")
     serial = 0
     for b in range((size + WIDTH - 1) // WIDTH):
         width = min(WIDTH, size - b * WIDTH)
@@ -396,7 +393,7 @@ def _check_trusted(
 
 
 def _check_pack(
-    vault: Vault, name: str, meta: dict[str, Any], deep_ids: set[bytes]
+    vault: Vault, name: str, meta: dict[str, Any]
 ) -> tuple[list[str], int, dict[bytes, tuple[int, int]], dict[str, bytes]]:
     """Hash, authenticate and decode one pack. Returns problems, bytes, chunk map, manifests."""
     problems: list[str] = []
@@ -429,25 +426,32 @@ def _check_objects(
     vault: Vault, folded: _Ledger, check: Check, deep: bool, progress: Progress | None
 ) -> int:
     live = {n: m for n, m in folded.objects.items() if n not in folded.deleted}
-    users: dict[str, list[str]] = {}
-    for r in folded.records.values():
-        if r.disposed is None:
-            for p in r.packs:
-                users.setdefault(p, []).append(r.id)
     total = 0
     chunk_maps: dict[str, dict[bytes, tuple[int, int]]] = {}
     manifests: dict[str, bytes] = {}
+    pack_problems: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {n: pool.submit(_check_pack, vault, n, m, set()) for n, m in sorted(live.items())}
+        futures = {n: pool.submit(_check_pack, vault, n, m) for n, m in sorted(live.items())}
         for name, fut in futures.items():
             problems, nbytes, chunks, mans = fut.result()
             total += nbytes
             if progress:
                 progress(nbytes)
-            for p in problems:
-                check.fail(p, records=users.get(name, []), objects=[name])
+            pack_problems[name] = problems
             chunk_maps[name] = chunks
             manifests.update(mans)
+    # large records list their content packs in their (encrypted) manifest blob
+    for r in folded.records.values():
+        if r.disposed is None and "chunks" not in r.manifest and r.id in manifests:
+            r.packs = sorted(set(r.packs) | set(json.loads(manifests[r.id]).get("packs", [])))
+    users: dict[str, list[str]] = {}
+    for r in folded.records.values():
+        if r.disposed is None:
+            for p in r.packs:
+                users.setdefault(p, []).append(r.id)
+    for name, problems in pack_problems.items():
+        for p in problems:
+            check.fail(p, records=users.get(name, []), objects=[name])
     for r in folded.records.values():
         if r.disposed is not None:
             continue
@@ -462,16 +466,18 @@ def _check_objects(
                 check.fail(
                     f"record {r.id} depends on {p}, which was deleted", records=[r.id], objects=[p]
                 )
-        raw = manifests.get(r.id)
-        if raw is None:
-            if r.manifest["pack"] in chunk_maps and chunk_maps[r.manifest["pack"]] is not None:
+        if "chunks" in r.manifest:
+            m = vault.loader.manifest(r.id, r.manifest, r.size, r.sha256)
+        elif r.id in manifests:
+            m = json.loads(manifests[r.id])
+        else:
+            if r.manifest["pack"] in chunk_maps:
                 check.fail(
                     f"record {r.id}: manifest missing from {r.manifest['pack']}",
                     records=[r.id],
                     objects=[r.manifest["pack"]],
                 )
             continue
-        m = json.loads(raw)
         if m.get("sha256") != r.sha256 or m.get("size") != r.size:
             check.fail(f"record {r.id}: manifest disagrees with the ledger", records=[r.id])
         total_len = 0
