@@ -330,11 +330,19 @@ def test_tampered_proof_fields_are_refused(cli: Cli, tmp_path: Path) -> None:
     cli("proof", ids[0], "-o", proof_file)
     good = json.loads(proof_file.read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
-    for field, value in (("record", ids[1]), ("origin", "strongroom.vault/other"),
-                         ("root_hash", "00" * 32), ("leaf_hash", "11" * 32)):
+    for field, value in (
+        ("record", ids[1]),
+        ("origin", "strongroom.vault/other"),
+        ("root_hash", "00" * 32),
+        ("leaf_hash", "11" * 32),
+    ):
         bad = dict(good, **{field: value})
         proof_file.write_text(json.dumps(bad))
-        p = subprocess.run([sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
-                           capture_output=True, env=env, check=False)
+        p = subprocess.run(
+            [sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
+            capture_output=True,
+            env=env,
+            check=False,
+        )
         assert p.returncode == 1, field
         _no_traceback(p)

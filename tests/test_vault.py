@@ -213,8 +213,17 @@ def test_governance_vault_can_be_raised_to_compliance(vaults: VaultFactory) -> N
     with vaults.create(RetentionMode.GOVERNANCE) as v:
         assert v.mode is RetentionMode.GOVERNANCE
         assert verify(v).stats["mode"] == "GOVERNANCE"
+        before = append(v, b"stored under governance")
         v.set_mode(RetentionMode.COMPLIANCE)
         assert str(v.mode) == "COMPLIANCE"
+        after = append(v, b"stored under compliance", source_id="2")
+        pack = v.catalog.packs_of(after.record)[0]
+        assert v.store.head(pack).mode is RetentionMode.COMPLIANCE
+        report = verify(v)
+        assert report.ok  # older GOVERNANCE objects are reported, not failed
+        notes = " ".join(n for c in report.checks for n in c.notes)
+        assert "GOVERNANCE" in notes
+        _ = before
         with pytest.raises(Refused):
             v.set_mode(RetentionMode.GOVERNANCE)
 
@@ -377,3 +386,31 @@ def test_reopen_and_time_parsing(vaults: VaultFactory) -> None:
         rec = v.record(r.record)
         assert parse_time(rec["retain_until"]) == r.retain_until
         assert rec["received"].startswith(str(datetime(2026, 3, 1, tzinfo=UTC).date()))
+
+
+def test_keys_config_and_ledger_outlive_the_records(vaults: VaultFactory) -> None:
+    """F3-iii: the audit trail (ledger) and the keys needed to read records are retained
+    at least as long as the records: extended in blocks as time passes and as records
+    are retained longer."""
+    with vaults.create() as v:
+        r = append(v, b"x")
+        far = r.retain_until + timedelta(days=365 * 14)
+        lifecycle.extend_record(v, r.record, far)
+        for name in ("vault.json", "keys/signing", "keys/data/dk-0001", "tile/entries/000.p/1"):
+            assert v.store.head(name).retain_until >= far, name
+        # entries written after the extension are kept as long, too
+        newest = sorted(v.store.list("checkpoints/"))[-1]
+        assert v.store.head(newest).retain_until >= far
+        assert EntryType.LEDGER_EXTEND in types(v)
+        assert verify(v).ok
+
+
+def test_infrastructure_retention_rolls_forward_with_time(vaults: VaultFactory) -> None:
+    with vaults.create() as v:
+        append(v, b"x")
+        created_until = v.store.head("vault.json").retain_until
+        _jump(v, vaults, timedelta(days=365 * 4))
+        append(v, b"y", source_id="y")
+        assert v.store.head("vault.json").retain_until > created_until
+        assert v.store.head("keys/signing").retain_until >= add_period(vaults.clock.now(),
+                                                                       Period(6))

@@ -47,6 +47,7 @@ class EntryType(enum.StrEnum):
     MODE_SET = "mode.set"
     CLOCK = "clock"  # a clock event: jump detected, jump confirmed, clock went back
     VERIFY = "verify"
+    LEDGER_EXTEND = "ledger.extend"  # keys, config and ledger objects retained longer
     REINDEX = "reindex"
 
 

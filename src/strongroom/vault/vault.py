@@ -38,6 +38,7 @@ from strongroom.core.retention import (
     Policy,
     confirm_jump,
     format_time,
+    parse_time,
     read_clock,
 )
 from strongroom.crypto import (
@@ -171,6 +172,7 @@ class Vault:
         self._clock_state: ClockState | None = self._load_clock()
         self._clock_dirty = False
         self._pending_entries: list[Entry] = []
+        self._horizon: datetime | None = None  # retain-until of keys/config/ledger objects
         self._last_time: datetime | None = None
         _, _, pub = parse_vkey(config.public_key)
         self.ledger = Ledger(store, config.origin, pub, self.ledger_retain_until)
@@ -465,7 +467,8 @@ class Vault:
     def ledger_retain_until(self) -> datetime:
         """Ledger objects are kept as long as the longest policy period from now."""
         t = self._clock_state.high_water if self._clock_state else self.opts.now()
-        return self.opts.policy.longest(max(t, self.opts.now()))
+        longest = self.opts.policy.longest(max(t, self.opts.now()))
+        return max(longest, self._horizon) if self._horizon is not None else longest
 
     @property
     def mode(self) -> RetentionMode:
@@ -502,6 +505,7 @@ class Vault:
             return None
         if self._clock_dirty:
             self._save_clock()
+        self._keep_infrastructure(self._pending_entries)
         start = self.ledger.size
         pending, self._pending_entries = self._pending_entries, []
         note = self.ledger.commit(self.signer)
@@ -515,6 +519,40 @@ class Vault:
         )
         self.loader.forget()
         return note
+
+    def _keep_infrastructure(self, pending: list[Entry]) -> None:
+        """Keep keys, vault.json and every ledger object retained as long as the records
+        that depend on them (REQUIREMENTS.md F3-iii: the audit trail lives as long as what
+        it audits). Extended in blocks — to the longest policy period from now, when less
+        than half of it is left, or to the latest record retention if that is later — so
+        the pass over all ledger objects runs rarely (Veeam's "block" idea)."""
+        needed = max(
+            (parse_time(e["retain_until"]) for e in pending
+             if e.type in (EntryType.RECORD_APPEND, EntryType.RECORD_EXTEND)),
+            default=None,
+        )
+        if self._horizon is None:
+            self._horizon = self.store.head(CONFIG_NAME).retain_until
+        horizon = self._horizon
+        now = self.opts.now()
+        longest = self.opts.policy.longest(now)
+        half = now + (longest - now) / 2
+        if horizon >= half and (needed is None or horizon >= needed):
+            return
+        target = max(longest, needed) if needed is not None else longest
+        count = 0
+        for name in self.store.list(""):
+            if name.startswith("packs/"):
+                continue
+            if self.store.head(name).retain_until < target:
+                self.store.extend_retention(name, target)
+                count += 1
+        self._horizon = target
+        self.append_entry(
+            EntryType.LEDGER_EXTEND,
+            {"retain_until": format_time(target), "objects": count},
+            stamp=self._last_time or now,
+        )
 
     def audit(self, action: str, **fields: Any) -> None:
         """Record an access (get, search, proof, export ...) and commit it."""

@@ -128,6 +128,7 @@ class _Ledger:
                 "size": e["size"],
                 "retain_until": e["retain_until"],
                 "serial": serial,
+                "mode": self.mode,  # the vault's mode when it was stored
             }
         elif t is EntryType.OBJECT_EXTEND and e["object"] in self.objects:
             o = self.objects[e["object"]]
@@ -535,8 +536,9 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
         for p in r.packs:
             until, recs, h = need.get(p, ("", [], False))
             need[p] = (max(until, r.retain_until), [*recs, r.id], h or r.id in held)
-    compliance = folded.mode == "COMPLIANCE"
+    governance_left = 0
     for pack, (until, recs, must_hold) in sorted(need.items()):
+        put_mode = folded.objects.get(pack, {}).get("mode", folded.mode)
         try:
             info = vault.store.head(pack)
         except StrongroomError as e:
@@ -549,12 +551,14 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
                 records=recs,
                 objects=[pack],
             )
-        if compliance and info.mode != RetentionMode.COMPLIANCE:
+        if put_mode == "COMPLIANCE" and info.mode != RetentionMode.COMPLIANCE:
             check.fail(
                 f"{pack} is locked in {info.mode} mode; the vault is in COMPLIANCE mode",
                 records=recs,
                 objects=[pack],
             )
+        if info.mode != RetentionMode.COMPLIANCE:
+            governance_left += 1
         if must_hold and not info.legal_hold:
             check.fail(
                 f"{pack} holds content of records under legal hold but has no legal hold "
@@ -562,6 +566,11 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
                 records=[r for r in recs if r in held],
                 objects=[pack],
             )
+    if governance_left:
+        check.notes.append(
+            f"{governance_left} object(s) are locked in GOVERNANCE mode (stored before the vault "
+            "was switched to COMPLIANCE, or in a GOVERNANCE vault): not 17a-4 grade"
+        )
     now = vault.clock().trusted
     for r in folded.records.values():
         if r.disposed is None and r.id not in held and parse_time(r.retain_until) <= now:
