@@ -47,9 +47,12 @@ MIB = 1 << 20
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (< 1 min)")
-    p.add_argument("--workdir", type=Path, default=None,
-                   help="temporary data goes in a fresh sub-directory of this "
-                        "(default: benchmarks/out/)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="temporary data goes in a fresh sub-directory of this (default: benchmarks/out/)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="rounds per figure (>= 3; default 3)")
     p.add_argument("--keep", action="store_true", help="keep the temporary data")
     return p
@@ -132,8 +135,15 @@ class Results:
         self.notes: list[str] = []
         self.started = datetime.now(UTC)
 
-    def metric(self, name: str, unit: str, *, baseline: str | None = None,
-               target: Target | None = None, note: str = "") -> Metric:
+    def metric(
+        self,
+        name: str,
+        unit: str,
+        *,
+        baseline: str | None = None,
+        target: Target | None = None,
+        note: str = "",
+    ) -> Metric:
         m = self.metrics.get(name)
         if m is None:
             m = Metric(name, unit, baseline=baseline, target=target, note=note)
@@ -157,23 +167,27 @@ class Results:
         for m in self.metrics.values():
             r = self.ratio(m)
             met = m.target.met(m.median, r) if m.target else None
-            rows.append((
-                m.name,
-                _fmt(m.median),
-                m.unit,
-                _fmt(min(m.samples)) if m.samples else "-",
-                _fmt(max(m.samples)) if m.samples else "-",
-                str(len(m.samples)),
-                f"{r:.2f}" if r is not None else "-",
-                m.baseline or "-",
-                str(m.target) if m.target else "",
-                {True: "ok", False: "MISS", None: ""}[met],
-            ))
+            rows.append(
+                (
+                    m.name,
+                    _fmt(m.median),
+                    m.unit,
+                    _fmt(min(m.samples)) if m.samples else "-",
+                    _fmt(max(m.samples)) if m.samples else "-",
+                    str(len(m.samples)),
+                    f"{r:.2f}" if r is not None else "-",
+                    m.baseline or "-",
+                    str(m.target) if m.target else "",
+                    {True: "ok", False: "MISS", None: ""}[met],
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = []
         for k, row in enumerate(rows):
-            cells = [c.ljust(w) if i in (0, 2, 7, 8, 9) else c.rjust(w)
-                     for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+            cells = [
+                c.ljust(w) if i in (0, 2, 7, 8, 9) else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
             lines.append("  ".join(cells).rstrip())
             if k == 0:
                 lines.append("  ".join("-" * w for w in widths))
@@ -183,17 +197,19 @@ class Results:
         metrics = []
         for m in self.metrics.values():
             r = self.ratio(m)
-            metrics.append({
-                "name": m.name,
-                "unit": m.unit,
-                "median": m.median,
-                "samples": m.samples,
-                "baseline": m.baseline,
-                "ratio": r,
-                "target": str(m.target) if m.target else None,
-                "target_met": m.target.met(m.median, r) if m.target else None,
-                "note": m.note,
-            })
+            metrics.append(
+                {
+                    "name": m.name,
+                    "unit": m.unit,
+                    "median": m.median,
+                    "samples": m.samples,
+                    "baseline": m.baseline,
+                    "ratio": r,
+                    "target": str(m.target) if m.target else None,
+                    "target_met": m.target.met(m.median, r) if m.target else None,
+                    "note": m.note,
+                }
+            )
         return {
             "script": self.script,
             "started": self.started.isoformat(timespec="seconds"),
@@ -266,7 +282,7 @@ class ChildRun:
     wall: float
     user: float
     sys: float
-    max_rss_mib: float
+    max_rss_mb: float  # peak resident set size, MB (10^6 bytes)
     stdout: Path
     stderr: Path
 
@@ -280,8 +296,9 @@ class ChildRun:
         return self.cpu / self.wall if self.wall > 0 else 0.0
 
 
-def run_child(argv: Sequence[str], out_dir: Path, label: str,
-              env: dict[str, str] | None = None) -> ChildRun:
+def run_child(
+    argv: Sequence[str], out_dir: Path, label: str, env: dict[str, str] | None = None
+) -> ChildRun:
     """Run ``argv`` with stdout/stderr to files; measure only that child (``os.wait4``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stdout, stderr = out_dir / f"{label}.out", out_dir / f"{label}.err"
@@ -292,8 +309,9 @@ def run_child(argv: Sequence[str], out_dir: Path, label: str,
         (os.POSIX_SPAWN_OPEN, 2, str(stderr), flags, 0o644),
     ]
     t0 = time.perf_counter()
-    pid = os.posix_spawn(argv[0], list(argv), env if env is not None else dict(os.environ),
-                         file_actions=actions)
+    pid = os.posix_spawn(
+        argv[0], list(argv), env if env is not None else dict(os.environ), file_actions=actions
+    )
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
@@ -301,11 +319,13 @@ def run_child(argv: Sequence[str], out_dir: Path, label: str,
         tail = stderr.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{label}: {' '.join(argv[:6])} ... exited with {code}:\n{tail}")
     # ru_maxrss is in KiB on Linux
-    return ChildRun(wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss / 1024, stdout, stderr)
+    return ChildRun(
+        wall, usage.ru_utime, usage.ru_stime, usage.ru_maxrss * 1024 / 1e6, stdout, stderr
+    )
 
 
-def self_maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def self_maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 # --- vaults -------------------------------------------------------------------------------
@@ -324,14 +344,23 @@ def create_vault(vault_dir: Path, key: Path) -> None:
     """Create an empty vault (key-file unlocked) and close it."""
     from strongroom.vault.vault import Options, Secret, Vault
 
-    v = Vault.create(str(vault_dir), Secret(key_file=key),
-                     Options(actor="user:bench", kdf_strength="test"))
+    v = Vault.create(
+        str(vault_dir), Secret(key_file=key), Options(actor="user:bench", kdf_strength="test")
+    )
     v.close()
 
 
 def cli(vault_dir: Path, key: Path, *args: str) -> list[str]:
-    return [str(STRONGROOM), "--vault", str(vault_dir), "--key-file", str(key),
-            "--actor", "user:bench", *args]
+    return [
+        str(STRONGROOM),
+        "--vault",
+        str(vault_dir),
+        "--key-file",
+        str(key),
+        "--actor",
+        "user:bench",
+        *args,
+    ]
 
 
 def tree_bytes(root: Path) -> tuple[int, list[Path]]:
@@ -346,8 +375,13 @@ def tree_bytes(root: Path) -> tuple[int, list[Path]]:
 def vocabulary(seed: int = 7, size: int = 5000) -> tuple[list[str], list[float]]:
     """Pseudo-words with Zipf weights (cumulative), so text compresses like prose (~3x)."""
     rng = random.Random(seed)
-    words = sorted({"".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 10)))
-                    for _ in range(size * 2)}, key=lambda w: rng.random())[:size]
+    words = sorted(
+        {
+            "".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 10)))
+            for _ in range(size * 2)
+        },
+        key=lambda w: rng.random(),
+    )[:size]
     cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(len(words))))
     return words, cum
 

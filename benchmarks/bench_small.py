@@ -88,8 +88,9 @@ def run_pipeline(records: list[bytes], d: Path) -> float:
     """Seconds to append and acknowledge every record on a fresh vault."""
     d.mkdir(parents=True)
     key = make_key(d / "key")
-    vault = Vault.create(str(d / "vault"), Secret(key_file=key),
-                         Options(actor="user:bench", kdf_strength="test"))
+    vault = Vault.create(
+        str(d / "vault"), Secret(key_file=key), Options(actor="user:bench", kdf_strength="test")
+    )
     acked = 0
 
     def on_ack(r: AppendResult) -> None:
@@ -100,8 +101,15 @@ def run_pipeline(records: list[bytes], d: Path) -> float:
         t0 = time.perf_counter()
         with Appender(vault, on_ack=on_ack) as ap:
             for i, data in enumerate(records):
-                ap.add(Item(open=partial(io.BytesIO, data), record_class="chat",
-                            source="bench", source_id=f"m{i}", filename=f"m{i}.json"))
+                ap.add(
+                    Item(
+                        open=partial(io.BytesIO, data),
+                        record_class="chat",
+                        source="bench",
+                        source_id=f"m{i}",
+                        filename=f"m{i}.json",
+                    )
+                )
         elapsed = time.perf_counter() - t0
     finally:
         vault.close()
@@ -119,8 +127,9 @@ def run_baseline(records: list[bytes], d: Path, batch: int) -> float:
     db = sqlite3.connect(d / "fts.sqlite", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE VIRTUAL TABLE fts USING fts5(body, "
-               "tokenize='unicode61 remove_diacritics 2')")
+    db.execute(
+        "CREATE VIRTUAL TABLE fts USING fts5(body, tokenize='unicode61 remove_diacritics 2')"
+    )
     frame = struct.Struct(">I32s12s")
     try:
         t0 = time.perf_counter()
@@ -149,19 +158,30 @@ def run_baseline(records: list[bytes], d: Path, batch: int) -> float:
 def main() -> None:
     p = parser(__doc__ or NAME)
     p.add_argument("--records", type=int, default=None, help="records per run (default 20000)")
-    p.add_argument("--profile", action="store_true",
-                   help="also run the pipeline once under cProfile and print the top lines")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run the pipeline once under cProfile and print the top lines",
+    )
     args = p.parse_args()
     rounds = check_rounds(args)
     n = args.records or (2000 if args.quick else 20000)
     res = Results(NAME, args)
-    res.info.update({"records": n, "record_size": RECORD_SIZE, "batch_records": DEFAULT_BATCH,
-                     "rounds": rounds})
-    base = res.metric("baseline records/s", "rec/s",
-                      note="sha256+zstd3+AES-GCM+append, fsync per batch, FTS5 per batch")
-    pipe = res.metric("pipeline records/s", "rec/s", baseline=base.name,
-                      target=Target(">=", 0.5, "ratio"),
-                      note="Appender on a fresh vault, until every record is acknowledged")
+    res.info.update(
+        {"records": n, "record_size": RECORD_SIZE, "batch_records": DEFAULT_BATCH, "rounds": rounds}
+    )
+    base = res.metric(
+        "baseline records/s",
+        "rec/s",
+        note="sha256+zstd3+AES-GCM+append, fsync per batch, FTS5 per batch",
+    )
+    pipe = res.metric(
+        "pipeline records/s",
+        "rec/s",
+        baseline=base.name,
+        target=Target(">=", 0.5, "ratio"),
+        note="Appender on a fresh vault, until every record is acknowledged",
+    )
     res.metric("baseline MB/s", "MB/s")
     res.metric("pipeline MB/s", "MB/s", baseline="baseline MB/s")
     log(f"generating {n} records of {RECORD_SIZE} bytes")

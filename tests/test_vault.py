@@ -396,7 +396,13 @@ def test_keys_config_and_ledger_outlive_the_records(vaults: VaultFactory) -> Non
         r = append(v, b"x")
         far = r.retain_until + timedelta(days=365 * 14)
         lifecycle.extend_record(v, r.record, far)
-        for name in ("vault.json", "keys/signing", "keys/data/dk-0001", "tile/entries/000.p/1"):
+        vid = v.config.vault_id
+        for name in (
+            "vault.json",
+            f"keys/{vid}/signing",
+            f"keys/{vid}/data/dk-0001",
+            "tile/entries/000.p/1",
+        ):
             assert v.store.head(name).retain_until >= far, name
         # entries written after the extension are kept as long, too
         newest = sorted(v.store.list("checkpoints/"))[-1]
@@ -412,5 +418,6 @@ def test_infrastructure_retention_rolls_forward_with_time(vaults: VaultFactory) 
         _jump(v, vaults, timedelta(days=365 * 4))
         append(v, b"y", source_id="y")
         assert v.store.head("vault.json").retain_until > created_until
-        assert v.store.head("keys/signing").retain_until >= add_period(vaults.clock.now(),
-                                                                       Period(6))
+        assert v.store.head(f"keys/{v.config.vault_id}/signing").retain_until >= add_period(
+            vaults.clock.now(), Period(6)
+        )

@@ -78,7 +78,7 @@ def check_store_objects(
             problems.append(f"{CONFIG_NAME}: {e}")
     keys = []
     for name in names:
-        if name.startswith("keys/data/"):
+        if name.startswith("keys/") and "/data/" in name:
             try:
                 keys.append(unwrap_data_key(master, (objects / name).read_bytes()))
             except StrongroomError as e:
@@ -131,10 +131,10 @@ def _check_one(
 ) -> list[str]:
     if name == CONFIG_NAME:
         return []  # parsed above
-    if name == "keys/signing":
-        unwrap_signing_key(master, data)
+    if name.startswith("keys/") and name.endswith("/signing"):
+        unwrap_signing_key(master, data)  # keys/<vault id>/signing
         return []
-    if name.startswith("keys/data/"):
+    if name.startswith("keys/") and "/data/" in name:
         return []  # unwrapped above
     if name.startswith("packs/"):
         if keyring is None:

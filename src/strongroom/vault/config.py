@@ -13,6 +13,7 @@ for a local vault.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any
 
 from strongroom.core.retention import format_time, parse_time
 from strongroom.crypto import KdfParams
-from strongroom.errors import CorruptVault
+from strongroom.errors import CorruptVault, DiskFull, StorageError
 from strongroom.store.base import RetentionMode
 
 FORMAT = "strongroom-vault"
@@ -103,18 +104,23 @@ class VaultConfig:
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` durably: temp file, fsync, rename, fsync the directory."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"no space left on the device (disk full) while writing {path}") from e
+        raise StorageError(f"cannot write {path}: {e.strerror or e}") from e

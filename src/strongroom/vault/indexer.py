@@ -295,14 +295,21 @@ class Indexer:
 
     def apply_all(self, entries: Iterable[tuple[int, Entry]]) -> None:
         """Apply entries in one catalog transaction."""
-        with self.catalog.transaction():
-            last = -1
-            for serial, entry in entries:
-                self.apply(serial, entry)
-                last = serial
-            self.flush()
-            if last >= 0:
-                self.catalog.set_meta("indexed", str(last + 1))
+        try:
+            with self.catalog.transaction():
+                last = -1
+                for serial, entry in entries:
+                    self.apply(serial, entry)
+                    last = serial
+                self.flush()
+                if last >= 0:
+                    self.catalog.set_meta("indexed", str(last + 1))
+        except BaseException:
+            # rolled back: forget buffered rows and cached holds with it
+            self._buf.clear()
+            self._query_holds = None
+            self.newly_held.clear()
+            raise
 
     def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         hid = e["hold"]

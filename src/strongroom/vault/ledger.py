@@ -21,14 +21,21 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from strongroom.core import merkle
 from strongroom.core.checkpoint import Checkpoint, open_note, sign
-from strongroom.core.tiles import decode_bundle, encode_bundle, entries_path, tile_path
+from strongroom.core.tiles import (
+    TileHashSource,
+    TileRef,
+    decode_bundle,
+    encode_bundle,
+    entries_path,
+    tile_path,
+    tiles_touched,
+)
 from strongroom.errors import BadInput, CorruptVault, NotFound
 from strongroom.store.base import Store
 
@@ -40,38 +47,6 @@ _PARTIAL = re.compile(r"\.p/(\d+)$")
 
 def checkpoint_name(size: int) -> str:
     return f"{CHECKPOINT_PREFIX}{size:020d}"
-
-
-@dataclass(frozen=True, slots=True)
-class TileId:
-    level: int  # tile level; -1 means the entry bundle
-    index: int
-    width: int
-
-    @property
-    def path(self) -> str:
-        if self.level < 0:
-            return entries_path(self.index, self.width)
-        return tile_path(self.level, self.index, self.width)
-
-
-def touched(old: int, new: int) -> list[TileId]:
-    """Bundles and tiles to write when the tree grows from ``old`` to ``new`` leaves."""
-    out: list[TileId] = []
-    level = -1
-    while True:
-        shift = 8 * max(level, 0)
-        o, n = old >> shift, new >> shift
-        if n in (0, o):
-            if level >= 0:
-                break
-        else:
-            for t in range(o // WIDTH, n // WIDTH):
-                out.append(TileId(level, t, WIDTH))
-            if n % WIDTH:
-                out.append(TileId(level, n // WIDTH, n % WIDTH))
-        level += 1
-    return out
 
 
 class Ledger:
@@ -133,7 +108,7 @@ class Ledger:
         self._load_edges()
         recovered = max(0, size - self.checkpoint_size)
         if recovered and signer is not None:
-            self._write_missing(touched(self.checkpoint_size, size))
+            self._write_missing(tiles_touched(self.checkpoint_size, size))
             self._write_checkpoint(signer)
         return recovered
 
@@ -149,12 +124,18 @@ class Ledger:
             self._edges.append([tile[i : i + HASH] for i in range(0, len(tile), HASH)])
             level += 1
 
-    def _write_missing(self, tiles: list[TileId]) -> None:
+    def _write_missing(self, tiles: list[TileRef]) -> None:
+        """Roll forward: the hash tiles (and bundles) a crash left unwritten."""
         until = self._retain_until()
         for t in tiles:
-            if not self.store.exists(t.path):
-                data = self._compute(t)
-                self.store.put(t.path, data, retain_until=until)
+            if t.level == 0 and not self.store.exists(t.entries_path()):
+                self.store.put(
+                    t.entries_path(),
+                    encode_bundle(self.bundle(t.index, t.width)),
+                    retain_until=until,
+                )
+            if not self.store.exists(t.path()):
+                self.store.put(t.path(), self._compute(t), retain_until=until)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -216,15 +197,14 @@ class Ledger:
             if len(data) != width * HASH:
                 raise CorruptVault(f"hash tile {tile_path(level, index, width)} has a bad size")
         except NotFound:
-            data = self._compute(TileId(level, index, width))
+            data = self._compute(TileRef(level, index, width))
         self._cache[key] = data
         if len(self._cache) > 256:
             self._cache.popitem(last=False)
         return data
 
-    def _compute(self, t: TileId) -> bytes:
-        if t.level < 0:
-            return encode_bundle(self.bundle(t.index, t.width))
+    def _compute(self, t: TileRef) -> bytes:
+        """A hash tile's bytes, computed from the tiles below or from the entries."""
         if t.level == 0:
             return b"".join(merkle.leaf_hash(e) for e in self.bundle(t.index, t.width))
         out = []
@@ -236,7 +216,7 @@ class Ledger:
     # --- hashing and proofs -------------------------------------------------------------
 
     def source(self, size: int | None = None) -> merkle.HashSource:
-        return _TileSource(self, self.size if size is None else size)
+        return TileHashSource(self.read_tile, self.size if size is None else size)
 
     def root(self, size: int | None = None) -> bytes:
         size = self.size if size is None else size
@@ -357,21 +337,3 @@ def _perfect_root(hashes: bytes) -> bytes:
     while len(row) > 1:
         row = [merkle.node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
     return row[0]
-
-
-class _TileSource:
-    """Perfect-subtree hashes for a tree of ``size`` leaves, read through tiles."""
-
-    def __init__(self, ledger: Ledger, size: int) -> None:
-        self.ledger, self.size = ledger, size
-
-    def node(self, level: int, index: int) -> bytes:
-        tl, j = divmod(level, 8)
-        start = index << j
-        t, off = divmod(start, WIDTH)
-        count = self.size >> (8 * tl)
-        width = WIDTH if (t + 1) * WIDTH <= count else count - t * WIDTH
-        if off + (1 << j) > width:
-            raise ValueError(f"node ({level}, {index}) is not complete in a tree of {self.size}")
-        tile = self.ledger.read_tile(tl, t, width)
-        return _perfect_root(tile[off * HASH : (off + (1 << j)) * HASH])

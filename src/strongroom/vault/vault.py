@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO
@@ -75,9 +75,19 @@ from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, writ
 from strongroom.vault.indexer import Indexer, Loader
 from strongroom.vault.ledger import Ledger
 
-SIGNING_KEY_NAME = "keys/signing"
-DATA_KEY_PREFIX = "keys/data/"
+
+def signing_key_name(vault_id: str) -> str:
+    # under the vault id: a retried init (new id) never collides with a killed one's keys
+    return f"keys/{vault_id}/signing"
+
+
+def data_key_prefix(vault_id: str) -> str:
+    return f"keys/{vault_id}/data/"
+
+
+_INIT_LEFTOVERS = {"store", "state", "writer.lock"}
 LOCK_TIMEOUT = 30.0
+HORIZON_BLOCK = timedelta(days=365)
 SystemTime = Callable[[], datetime]
 
 
@@ -173,6 +183,7 @@ class Vault:
         self._clock_dirty = False
         self._pending_entries: list[Entry] = []
         self._horizon: datetime | None = None  # retain-until of keys/config/ledger objects
+        self._stale = False  # a commit failed: reload the ledger before the next write
         self._last_time: datetime | None = None
         _, _, pub = parse_vkey(config.public_key)
         self.ledger = Ledger(store, config.origin, pub, self.ledger_retain_until)
@@ -200,10 +211,13 @@ class Vault:
         if root is not None and root.exists() and any(root.iterdir()):
             if (root / "store" / "objects" / CONFIG_NAME).exists():
                 raise Refused(f"{url} already holds a vault", "Use it, or pick an empty path.")
-            raise BadInput(
-                f"{url} is not empty and is not a vault",
-                "Create the vault in a new or empty directory.",
-            )
+            if not {p.name for p in root.iterdir()} <= _INIT_LEFTOVERS:
+                raise BadInput(
+                    f"{url} is not empty and is not a vault",
+                    "Create the vault in a new or empty directory.",
+                )
+            # what is there was left by an init that was interrupted before vault.json
+            # existed: no vault was ever created; its orphan key objects stay (retained)
         store = open_store(store_url(url), opts.now)
         if store.exists(CONFIG_NAME):
             raise Refused(f"{url} already holds a vault", "Use it, or pick an empty location.")
@@ -232,24 +246,30 @@ class Vault:
         until = opts.policy.longest(now)
         data_key = DataKey.generate("dk-0001")
         # keys first, config last: a vault is only a vault once vault.json exists
-        store.put(SIGNING_KEY_NAME, wrap_signing_key(master, signer), retain_until=until)
+        store.put(signing_key_name(vault_id), wrap_signing_key(master, signer), retain_until=until)
         store.put(
-            DATA_KEY_PREFIX + data_key.key_id, wrap_data_key(master, data_key), retain_until=until
+            data_key_prefix(vault_id) + data_key.key_id,
+            wrap_data_key(master, data_key),
+            retain_until=until,
         )
         store.put(CONFIG_NAME, config.to_bytes(), retain_until=until)
-        vault = cls._unlocked(url, store, config, master, opts, state)
-        vault.append_entry(
+        # _unlocked finishes init: it writes the vault.init entry into the empty ledger
+        return cls._unlocked(url, store, config, master, opts, state)
+
+    def _finish_init(self) -> None:
+        """Write the ledger's first entry. Runs at create, and on the first open after an
+        init that was killed between storing vault.json and committing this entry."""
+        self.append_entry(
             EntryType.VAULT_INIT,
             {
-                "vault": vault_id,
-                "origin": origin,
-                "public_key": config.public_key,
-                "mode": str(mode),
-                "policy": opts.policy.to_json(),
+                "vault": self.config.vault_id,
+                "origin": self.config.origin,
+                "public_key": self.config.public_key,
+                "mode": str(self.config.mode),
+                "policy": self.opts.policy.to_json(),
             },
         )
-        vault.commit()
-        return vault
+        self.commit()
 
     @classmethod
     def open(cls, url: str, secret: Secret, opts: Options | None = None) -> Vault:
@@ -280,14 +300,17 @@ class Vault:
         state: Path,
     ) -> Vault:
         try:
-            signer = unwrap_signing_key(master, store.get(SIGNING_KEY_NAME))
+            signer = unwrap_signing_key(master, store.get(signing_key_name(config.vault_id)))
         except NotFound as e:
             raise CorruptVault(f"{url}: the signing key object is missing") from e
         if vkey(config.origin, signer.public_key()) != config.public_key:
             raise CorruptVault(f"{url}: the signing key does not match vault.json")
-        keyring = Keyring(
-            unwrap_data_key(master, store.get(name)) for name in store.list(DATA_KEY_PREFIX)
-        )
+        keyring = Keyring()
+        for name in store.list(data_key_prefix(config.vault_id)):
+            key = unwrap_data_key(master, store.get(name))
+            if name.rsplit("/", 1)[-1] != key.key_id:
+                raise CorruptVault(f"{url}: key object {name} holds key {key.key_id}")
+            keyring.add(key)
         if not len(keyring):
             raise CorruptVault(f"{url}: no data keys found")
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -315,6 +338,8 @@ class Vault:
                 )
         if self.ledger.damaged is None:
             self.catch_up()
+            if self.ledger.size == 0:
+                self._finish_init()
 
     def _check_witness(self) -> None:
         """Compare the ledger with the last checkpoint this host saw (rollback detection).
@@ -479,6 +504,8 @@ class Vault:
     def append_entry(
         self, type_: EntryType, fields: Mapping[str, Any], stamp: datetime | None = None
     ) -> int:
+        if self._stale:
+            self._reload_ledger()
         t = stamp if stamp is not None else self.now()
         if self._last_time is not None and t < self._last_time:
             t = self._last_time
@@ -508,7 +535,13 @@ class Vault:
         self._keep_infrastructure(self._pending_entries)
         start = self.ledger.size
         pending, self._pending_entries = self._pending_entries, []
-        note = self.ledger.commit(self.signer)
+        try:
+            note = self.ledger.commit(self.signer)
+        except BaseException:
+            self._stale = True
+            with contextlib.suppress(StrongroomError, OSError):
+                self._reload_ledger()
+            raise
         if note is not None:
             write_atomic(self.state / "checkpoint", note)
         if self.catalog.indexed < start:
@@ -520,6 +553,21 @@ class Vault:
         self.loader.forget()
         return note
 
+    def _reload_ledger(self) -> None:
+        """After a failed commit (full disk, I/O error) some of its bundles may be durable:
+        the in-memory ledger is rebuilt from the store, rolling forward what was written,
+        so no serial is ever written twice with different entries. Until that succeeds
+        (e.g. once space is freed) every write first retries it."""
+        self.loader.forget()
+        self._pending_entries.clear()
+        ledger = Ledger(
+            self.store, self.config.origin, self.ledger.public_key, self.ledger_retain_until
+        )
+        ledger.open(self.signer)
+        self.ledger = ledger
+        self.catch_up()
+        self._stale = False
+
     def _keep_infrastructure(self, pending: list[Entry]) -> None:
         """Keep keys, vault.json and every ledger object retained as long as the records
         that depend on them (REQUIREMENTS.md F3-iii: the audit trail lives as long as what
@@ -527,8 +575,11 @@ class Vault:
         than half of it is left, or to the latest record retention if that is later — so
         the pass over all ledger objects runs rarely (Veeam's "block" idea)."""
         needed = max(
-            (parse_time(e["retain_until"]) for e in pending
-             if e.type in (EntryType.RECORD_APPEND, EntryType.RECORD_EXTEND)),
+            (
+                parse_time(e["retain_until"])
+                for e in pending
+                if e.type in (EntryType.RECORD_APPEND, EntryType.RECORD_EXTEND)
+            ),
             default=None,
         )
         if self._horizon is None:
@@ -539,7 +590,8 @@ class Vault:
         half = now + (longest - now) / 2
         if horizon >= half and (needed is None or horizon >= needed):
             return
-        target = max(longest, needed) if needed is not None else longest
+        # one block past what is needed, so the pass runs about once a BLOCK, not per commit
+        target = (max(longest, needed) if needed is not None else longest) + HORIZON_BLOCK
         count = 0
         for name in self.store.list(""):
             if name.startswith("packs/"):
@@ -600,7 +652,7 @@ class Vault:
     def rotate_key(self) -> str:
         key = DataKey.generate(self.keyring.next_key_id())
         self.store.put(
-            DATA_KEY_PREFIX + key.key_id,
+            data_key_prefix(self.config.vault_id) + key.key_id,
             wrap_data_key(self.master, key),
             retain_until=self.ledger_retain_until(),
         )

@@ -32,12 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from strongroom.catalog import Query
 from strongroom.core import merkle
 from strongroom.core.checkpoint import open_note
 from strongroom.core.entries import Entry, EntryType, decode_entry
 from strongroom.core.retention import format_time, parse_time
-from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tile_path
+from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tiles_for_size
 from strongroom.errors import StrongroomError
 from strongroom.store.base import RetentionMode
 from strongroom.vault.ledger import CHECKPOINT_PREFIX, HASH, WIDTH
@@ -287,23 +286,12 @@ def _check_ledger(vault: Vault, check: Check) -> tuple[_Ledger, list[bytearray]]
 
 
 def _tile_names(size: int) -> list[str]:
+    """Every hash tile and entry bundle the tree of ``size`` leaves must have."""
     names = []
-    n, level = size, -1
-    while True:
-        count = size if level < 0 else size >> (8 * level)
-        if count == 0:
-            break
-        for t in range(count // WIDTH):
-            names.append(entries_path(t) if level < 0 else tile_path(level, t))
-        if count % WIDTH:
-            w = count % WIDTH
-            names.append(
-                entries_path(count // WIDTH, w)
-                if level < 0
-                else tile_path(level, count // WIDTH, w)
-            )
-        level += 1
-    _ = n
+    for t in tiles_for_size(size):
+        names.append(t.path())
+        if t.level == 0:
+            names.append(t.entries_path())
     return names
 
 
@@ -609,4 +597,3 @@ def _check_catalog(vault: Vault, folded: _Ledger, check: Check) -> None:
     expected = set(folded.holds) - folded.released
     if active != expected:
         check.fail(f"catalog holds {sorted(active)} differ from the ledger's {sorted(expected)}")
-    _ = Query
