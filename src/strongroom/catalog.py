@@ -79,6 +79,11 @@ CREATE TABLE IF NOT EXISTS hold_records(
 CREATE INDEX IF NOT EXISTS hold_records_record ON hold_records(record_id);
 """
 
+CHUNK_SQL = (
+    "SELECT c.pack, c.offset, c.length, c.plain_len FROM chunks c JOIN packs p"
+    " ON p.name = c.pack WHERE c.id=? AND p.deleted_serial IS NULL"
+)
+
 _DUMP_TABLES = (
     ("meta", "key"),
     ("records", "serial"),
@@ -198,11 +203,7 @@ class Catalog:
         return None if row is None else str(row[0])
 
     def chunk(self, chunk_id: bytes) -> tuple[str, int, int, int] | None:
-        row = self.db.execute(
-            "SELECT c.pack, c.offset, c.length, c.plain_len FROM chunks c JOIN packs p"
-            " ON p.name = c.pack WHERE c.id=? AND p.deleted_serial IS NULL",
-            (chunk_id,),
-        ).fetchone()
+        row = self.db.execute(CHUNK_SQL, (chunk_id,)).fetchone()
         return None if row is None else (str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
     def pack(self, name: str) -> dict[str, Any] | None:

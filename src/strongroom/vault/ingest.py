@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
+import sqlite3
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,12 +30,14 @@ from typing import BinaryIO
 
 from pyfastcdc import FastCDC
 
+from strongroom.catalog import CHUNK_SQL
 from strongroom.core.canonical import canonical_json
 from strongroom.core.entries import EntryType
 from strongroom.core.extract import MAX_TEXT
 from strongroom.core.ids import new_id
 from strongroom.core.retention import format_time, parse_time
 from strongroom.errors import BadInput
+from strongroom.store.base import RetentionMode
 from strongroom.vault.lifecycle import hold_packs_of
 from strongroom.vault.packs import BlobKind, BlobRef, PackWriter, bucket_of, encode_blob
 from strongroom.vault.vault import Vault
@@ -119,13 +124,16 @@ class Appender:
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seal")
+        self._put_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-writer")
         self._cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._reset()
 
     def _reset(self) -> None:
         self._writers: dict[str, PackWriter] = {}
         self._closing: list[PackWriter] = []
-        self._flushed: list[dict[str, object]] = []  # object.put fields, in order
+        self._flushed: list[Future[dict[str, object]]] = []  # object.put fields, in order
         self._new_chunks: dict[bytes, BlobRef] = {}
         self._extend: dict[str, datetime] = {}
         self._records: list[_Pending] = []
@@ -138,6 +146,9 @@ class Appender:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._put_pool.shutdown(wait=True)
+        for db in self._readers:
+            db.close()
 
     def __enter__(self) -> Appender:
         return self
@@ -154,6 +165,8 @@ class Appender:
     def abort(self) -> None:
         """Drop the batch: nothing in it is acknowledged. Packs already stored stay
         (they are immutable) but no entry references them; ``verify`` lists them."""
+        for f in self._flushed:
+            f.exception()  # wait: nothing of this batch is written after abort returns
         self.vault.loader.forget()
         self._reset()
 
@@ -171,19 +184,25 @@ class Appender:
         return w
 
     def _store_pack(self, w: PackWriter) -> None:
+        """Hand a finished pack to the pack-writer thread (at most two in flight, which
+        bounds memory); its object.put entry is added at commit, once it is durable."""
         assert w.retain_until is not None
-        data = w.finish()
-        info = self.vault.store.put(w.name, data, retain_until=w.retain_until, mode=self.vault.mode)
         self.vault.loader.live_indexes[w.name] = w.rows
         self._stored_until[w.name] = w.retain_until
-        self._flushed.append(
-            {
-                "object": w.name,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": info.size,
-                "retain_until": format_time(w.retain_until),
-            }
-        )
+        while sum(not f.done() for f in self._flushed) >= 2:
+            next(f for f in self._flushed if not f.done()).result()
+        self._flushed.append(self._put_pool.submit(self._put_pack, w, self.vault.mode))
+
+    def _put_pack(self, w: PackWriter, mode: RetentionMode) -> dict[str, object]:
+        assert w.retain_until is not None
+        data = w.finish()
+        info = self.vault.store.put(w.name, data, retain_until=w.retain_until, mode=mode)
+        return {
+            "object": w.name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": info.size,
+            "retain_until": format_time(w.retain_until),
+        }
 
     def _open_writer(self, pack: str) -> PackWriter | None:
         for w in (*self._writers.values(), *self._closing):
@@ -390,45 +409,67 @@ class Appender:
         chunks: list[tuple[BlobRef, bytes]],
         prefix: bytearray,
     ) -> int:
+        """Chunk a large stream. The main thread only reads and cuts; keyed ids, dedup
+        lookups, zstd and AES-GCM run in the pool, the whole-content SHA-256 in its own
+        thread (in order), and full packs are written by the pack writer thread."""
         reader = _Prepend(head, stream)
-        queue: deque[tuple[int, PackWriter, bytes, Future[bytes], int]] = deque()
+        queue: deque[tuple[int, PackWriter, Future[_Prepared], int]] = deque()
         size = 0
         slots: list[tuple[BlobRef, bytes] | None] = []
+        digest = _OrderedHasher(sha)
 
         def drain(limit: int) -> None:
             while len(queue) > limit:
-                slot, w, cid, fut, plain_len = queue.popleft()
-                ref = w.add_sealed(cid, BlobKind.CHUNK, fut.result(), plain_len)
-                self._new_chunks[cid] = ref
+                slot, w, fut, plain_len = queue.popleft()
+                cid, known, sealed = fut.result()
+                ref = known or self._new_chunks.get(cid)  # or a twin that finished first
+                if ref is None:
+                    assert sealed is not None
+                    ref = w.add_sealed(cid, BlobKind.CHUNK, sealed, plain_len)
+                    self._new_chunks[cid] = ref
                 slots[slot] = (ref, cid)
                 self._store_closed({id(q[1]) for q in queue})
 
-        for c in self._cdc.cut_stream(reader):
-            data = bytes(c.data)
-            size += len(data)
-            sha.update(data)
-            if len(prefix) <= MAX_TEXT:
-                prefix += data[: MAX_TEXT + 1 - len(prefix)]
-            cid = self.vault.hasher.chunk_id(data)
-            ref = self._known(cid)
-            if ref is None and any(q[2] == cid for q in queue):
-                drain(0)
-                ref = self._known(cid)
-            if ref is not None:
-                slots.append((ref, cid))
-                continue
-            w = self._writer(bucket, len(data))
-            w.note_retention(until)
-            slots.append(None)
-            queue.append(
-                (len(slots) - 1, w, cid, self._pool.submit(_seal_job, w, cid, data), len(data))
-            )
-            drain(IN_FLIGHT)
-        drain(0)
+        try:
+            for c in self._cdc.cut_stream(reader):
+                data = bytes(c.data)
+                size += len(data)
+                digest.update(data)
+                if len(prefix) <= MAX_TEXT:
+                    prefix += data[: MAX_TEXT + 1 - len(prefix)]
+                w = self._writer(bucket, len(data))
+                w.note_retention(until)
+                slots.append(None)
+                fut = self._pool.submit(self._prepare, w, data)
+                queue.append((len(slots) - 1, w, fut, len(data)))
+                drain(IN_FLIGHT)
+            drain(0)
+        finally:
+            digest.close()
         for s in slots:
             assert s is not None
             chunks.append(s)
         return size
+
+    def _prepare(self, w: PackWriter, data: bytes) -> _Prepared:
+        """Worker: keyed id, dedup lookup, then compress and seal only new content."""
+        cid = self.vault.hasher.chunk_id(data)
+        known = self._new_chunks.get(cid) or self._lookup(cid)
+        if known is not None:
+            return cid, known, None
+        return cid, None, w.seal_blob(cid, encode_blob(data))
+
+    def _lookup(self, cid: bytes) -> BlobRef | None:
+        """Catalog lookup from a worker thread, on that thread's own read-only connection
+        (WAL lets readers run beside the writer)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            path = self.vault.catalog.path
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.db = db
+            self._readers.append(db)
+        row = db.execute(CHUNK_SQL, (cid,)).fetchone()
+        return None if row is None else BlobRef(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
     def _store_closed(self, busy: set[int] | None = None) -> None:
         """Store closed packs that have received all their in-flight blobs."""
@@ -462,7 +503,8 @@ class Appender:
                 {"object": pack, "retain_until": format_time(until)},
                 stamp=first,
             )
-        for put in self._flushed:
+        puts = [f.result() for f in self._flushed]  # durable before anything refers to them
+        for put in puts:
             vault.append_entry(EntryType.OBJECT_PUT, put, stamp=first)
         results = []
         for p in self._records:
@@ -490,8 +532,29 @@ class Appender:
         return results
 
 
-def _seal_job(w: PackWriter, cid: bytes, data: bytes) -> bytes:
-    return w.seal_blob(cid, encode_blob(data))
+_Prepared = tuple[bytes, "BlobRef | None", "bytes | None"]  # (chunk id, known ref, sealed)
+
+
+class _OrderedHasher:
+    """SHA-256 of a stream fed chunk by chunk, computed in its own thread (hashlib
+    releases the GIL), in order, with a bounded queue."""
+
+    def __init__(self, sha: hashlib._Hash) -> None:
+        self._sha = sha
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=IN_FLIGHT * 2)
+        self._t = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while (b := self._q.get()) is not None:
+            self._sha.update(b)
+
+    def update(self, data: bytes) -> None:
+        self._q.put(data)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._t.join()
 
 
 class _Prepend(io.RawIOBase):
