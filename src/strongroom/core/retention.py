@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import fnmatch
+import functools
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -102,8 +103,12 @@ class Policy:
     default: Period = DEFAULT_PERIOD
 
     def decide(self, record_class: str, source: str, at: datetime) -> Decision:
-        best = Decision("default", self.default, add_period(at, self.default))
-        matched = [r for r in self.rules if r.matches(record_class, source)]
+        matched = _matching(self, record_class, source)
+        if not matched:
+            return Decision("default", self.default, add_period(at, self.default))
+        if len(matched) == 1:
+            r = matched[0]
+            return Decision(r.name, r.period, add_period(at, r.period))
         if matched:
             best = max(
                 (Decision(r.name, r.period, add_period(at, r.period)) for r in matched),
@@ -129,6 +134,12 @@ class Policy:
                 for r in self.rules
             ],
         }
+
+
+@functools.lru_cache(maxsize=1024)
+def _matching(policy: Policy, record_class: str, source: str) -> tuple[Rule, ...]:
+    """The rules that match a class and source (cached: decided once per pair)."""
+    return tuple(r for r in policy.rules if r.matches(record_class, source))
 
 
 def policy_from_mapping(data: Mapping[str, Any], origin: str = "policy") -> Policy:

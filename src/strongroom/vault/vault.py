@@ -88,6 +88,7 @@ def data_key_prefix(vault_id: str) -> str:
 _INIT_LEFTOVERS = {"store", "state", "writer.lock"}
 LOCK_TIMEOUT = 30.0
 HORIZON_BLOCK = timedelta(days=365)
+_CLOCK_FAST = timedelta(seconds=1)
 SystemTime = Callable[[], datetime]
 
 
@@ -449,11 +450,24 @@ class Vault:
         before the last entry, and never past an unconfirmed jump, so a clock that ran
         ahead leaves no future times in the ledger; ``start`` begins a retention period —
         the later of system time and high-water mark, so no period is computed short."""
-        reading = self.clock()
-        stamp = reading.trusted
+        st = self._clock_state
+        sys_now = self.opts.now()
+        if (
+            st is not None
+            and st.pending_jump is None
+            and (st.high_water <= sys_now < st.high_water + _CLOCK_FAST)
+        ):
+            # the common case: time moved forward a little since the last full reading;
+            # trusted = system time. (The high-water mark may lag by < _CLOCK_FAST: it is
+            # a floor, and the next full reading moves it.)
+            stamp = sys_now
+        else:
+            reading = self.clock()
+            stamp = reading.trusted
+            sys_now = reading.now
         if self._last_time is not None and stamp < self._last_time:
             stamp = self._last_time
-        return stamp, max(reading.now, stamp)
+        return stamp, max(sys_now, stamp)
 
     def now(self) -> datetime:
         """The time to stamp an event with (see :meth:`times`)."""
