@@ -346,3 +346,18 @@ def test_tampered_proof_fields_are_refused(cli: Cli, tmp_path: Path) -> None:
         )
         assert p.returncode == 1, field
         _no_traceback(p)
+
+
+def test_unreadable_file_fails_cleanly_and_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    """A file that opens but cannot be read (here /proc/self/mem: EIO at offset 0; as root,
+    permission bits would not stop the read): a clear error, no batch half-written."""
+    good = tmp_path / "good.txt"
+    good.write_text("fine")
+    before = _ledger_size(cli)
+    p = cli("ingest", good, "/proc/self/mem", check=False)
+    assert p.returncode == 6
+    _no_traceback(p)
+    assert b"mem" in p.stderr
+    assert p.stdout == b""  # nothing acknowledged
+    assert _ledger_size(cli) == before
+    cli("verify")
