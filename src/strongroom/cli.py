@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(clock_app, name="clock")
 app.add_typer(key_app, name="key")
 app.add_typer(mode_app, name="mode")
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -594,3 +597,7 @@ def main() -> None:
         err.print(f"[red]error:[/] {e2.message}")
         err.print(f"hint: {e2.remedy}")
         sys.exit(e2.exit_code)
+    except Exception:  # a bug: show it, with its own exit code (1 means "verify failed")
+        traceback.print_exc()
+        err.print("internal error: this is a bug in strongroom; please report the trace above")
+        sys.exit(INTERNAL_ERROR)

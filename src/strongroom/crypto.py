@@ -25,6 +25,10 @@ Key hierarchy
   ``strongroom wrap-key v1``     AES-256-GCM key that wraps data and signing keys
   ``strongroom chunk-id v1``     HMAC-SHA256 key for chunk ids (stable across
                                  data-key rotation because it hangs off the master)
+  ``strongroom source-key v1``   HMAC-SHA256 key for ``source_key`` in ledger
+                                 entries (re-delivery detection; derived in vault)
+  ``strongroom query-key v1``    HMAC-SHA256 key for ``query_key`` in search audit
+                                 entries (derived in vault)
   =============================  =================================================
 
 * **Data keys** (32 random bytes, ids ``dk-0001``, ``dk-0002``, ...). They

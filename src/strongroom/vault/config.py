@@ -31,7 +31,7 @@ from strongroom.store.base import RetentionMode
 FORMAT = "strongroom-vault"
 VERSION = 1
 CONFIG_NAME = "vault.json"
-_VAULT_ID = re.compile(r"^[a-z0-9]{26}$")
+_VAULT_ID = re.compile(r"^[0-9a-hjkmnp-tv-z]{26}$")  # the alphabet new_vault_id draws from
 
 
 def new_vault_id() -> str:
@@ -83,6 +83,8 @@ class VaultConfig:
             vault_id = str(obj["vault_id"])
             if not _VAULT_ID.match(vault_id):
                 raise ValueError(f"bad vault id {vault_id!r}")
+            if obj["origin"] != f"strongroom.vault/{vault_id}":
+                raise ValueError(f"origin {obj['origin']!r} does not name vault {vault_id}")
             check = base64.b64decode(obj["check"], validate=True)
             if len(check) != 32:
                 raise ValueError("check value is not 32 bytes")

@@ -202,7 +202,7 @@ class Indexer:
                 e["sha256"],
                 e["size"],
                 e["retain_until"],
-                1 if e.get("legal_hold") else 0,
+                0,  # packs are stored without a hold; object.hold entries set it
                 serial,
             ),
         )
