@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from strongroom.catalog import Query
 from strongroom.crypto import new_key_file_text
 from strongroom.vault.vault import Vault
 from strongroom.vault.verify import verify
@@ -92,6 +94,12 @@ def run_demo(c: Any, count: int, ingest_paths: Callable[..., Any], out: Console)
         ingest_paths(v, files, "file", "demo-files", acked.append)
         new = sum(1 for r in acked if not r.duplicate)
         out.print(f"ingested {len(acked)} records ({new} new, {len(acked) - new} already archived)")
+        flagged = [r for r in v.catalog.search(Query(), limit=10_000) if "unparsed" in r["flags"]]
+        if flagged:
+            out.print(
+                f"{len(flagged)} malformed message(s) kept byte-exact and flagged 'unparsed'"
+                f" (e.g. {flagged[0]['id']})"
+            )
         report = verify(v)
         s = report.stats
         out.print(
@@ -100,11 +108,12 @@ def run_demo(c: Any, count: int, ingest_paths: Callable[..., Any], out: Console)
         )
         example = acked[0].record if acked else "<record id>"
     key = f" --key-file {c.key_file}" if c.key_file else ""
-    sr = f"strongroom --vault {c.vault}{key}"
+    exe = sys.argv[0] if "/" in sys.argv[0] else "strongroom"
+    sr = f"{exe} --vault {c.vault}{key}"
     out.print("\nNext:")
     out.print(f"  {sr} search 'trade AND client'")
     out.print(f"  {sr} get {example}")
-    out.print(f"  {sr} proof {example} -o proof.json && strongroom verify-proof proof.json")
+    out.print(f"  {sr} proof {example} -o proof.json && {exe} verify-proof proof.json")
     out.print(f"  {sr} hold place --query settle --reason 'matter 42'")
     out.print(f"  {sr} verify --json")
     if not report.ok:
