@@ -361,3 +361,13 @@ def test_unreadable_file_fails_cleanly_and_writes_nothing(cli: Cli, tmp_path: Pa
     assert p.stdout == b""  # nothing acknowledged
     assert _ledger_size(cli) == before
     cli("verify")
+
+
+def test_hostile_file_names_are_shown_as_text(cli: Cli, tmp_path: Path) -> None:
+    """A file name is data: Rich markup or terminal escapes in it are not interpreted."""
+    f = tmp_path / "[bold red]x[not bold] \x1b[2J.txt"
+    f.write_text("payload words")
+    cli("ingest", f)
+    shown = cli("search", "payload").stdout.decode()
+    assert "[bold" in shown and "red]x[not" in shown  # (the table may wrap the cell)
+    assert "\x1b" not in shown and "\\x1b" in shown

@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 from strongroom import sample
 from strongroom.catalog import Query
@@ -56,6 +57,14 @@ app.add_typer(key_app, name="key")
 app.add_typer(mode_app, name="mode")
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE
+MAX_PROOF_BYTES = 4 << 20  # a proof is a few KiB; refuse to parse anything huge
+
+
+def _plain(text: str) -> Text:
+    """User-controlled text (file names, reasons) shown as is: never as Rich markup, and
+    with control characters (newlines, escape sequences) made visible."""
+    return Text(text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text)
+
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -272,7 +281,12 @@ def search(
     t = Table("record", "class", "received", "size", "name", "flags")
     for r in rows:
         t.add_row(
-            r["id"], r["class"], r["received"][:19], str(r["size"]), r["filename"], r["flags"]
+            r["id"],
+            r["class"],
+            r["received"][:19],
+            str(r["size"]),
+            _plain(r["filename"]),
+            r["flags"],
         )
     out.print(t)
     out.print(f"{len(rows)} record(s)")
@@ -361,8 +375,8 @@ def hold_list(
             h["kind"],
             str(h["records"]),
             h["placed"][:19],
-            h["actor"],
-            h["reason"],
+            _plain(h["actor"]),
+            _plain(h["reason"]),
             "yes" if h["released_serial"] is not None else "",
         )
     out.print(t)
@@ -424,6 +438,8 @@ def verify_proof(
 ) -> None:
     """Check a proof document offline: no vault, no keys, only the public key."""
     try:
+        if proof_file.stat().st_size > MAX_PROOF_BYTES:
+            raise BadInput(f"{proof_file} is larger than {MAX_PROOF_BYTES} bytes: not a proof")
         doc = json.loads(proof_file.read_bytes())
     except (OSError, ValueError) as e:
         raise BadInput(f"cannot read proof {proof_file}: {e}") from e
