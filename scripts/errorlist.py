@@ -77,8 +77,9 @@ hint: <remedy>
 and exits with the code; it never prints a traceback for these. The remedy below
 is the class's default; the place that raises an error often gives a more
 specific one. An `OSError` that reaches the CLI is reported as `DiskFull` (no
-space or quota) or `StorageError`. Any other exception is a bug: Python prints a
-traceback and exits with code 1.
+space or quota) or `StorageError`. Any other exception is a bug: the CLI prints
+its traceback, says so, and exits with code 70 (`EX_SOFTWARE`) — never 1, which
+means "verification failed".
 """
 
 

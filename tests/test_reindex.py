@@ -70,3 +70,18 @@ def test_catalog_catches_up_after_losing_its_tail(vaults: VaultFactory) -> None:
         assert {k: x for k, x in v.catalog.dump().items() if k != "meta"} == {
             k: x for k, x in full.items() if k != "meta"
         }
+
+
+def test_live_search_text_of_a_streamed_record_equals_the_rebuilt_one(
+    vaults: VaultFactory, tmp_path: Path
+) -> None:
+    """Regression (found in review): a record between the single-chunk limit and the
+    indexing limit was indexed live from its first 256 KiB only."""
+    body = ("filler " * 60_000 + " needleword ").encode()  # ~420 KiB, word after 256 KiB
+    with vaults.create() as v:
+        with Appender(v) as ap:
+            ap.add(Item.from_bytes(body, source_id="big"))
+        assert len(v.catalog.search(Query("needleword"))) == 1
+        rebuilt = proofs.rebuild_catalog(v, tmp_path / "r.sqlite")
+        assert rebuilt.dump()["fts"] == v.catalog.dump()["fts"]
+        rebuilt.close()

@@ -214,3 +214,25 @@ def test_shortened_lock_file_is_caught_by_retention_check(
         report = verify(v)
     failed = _failed(report)
     assert pack in failed["retention"].objects  # type: ignore[attr-defined]
+
+
+def test_verify_reports_a_damaged_ledger_even_with_the_clock_set_back(
+    filled: tuple[VaultFactory, list[AppendResult]],
+) -> None:
+    """Regression (found in review): verify's clock reading must not try to write."""
+    from datetime import timedelta
+
+    vaults, _ = filled
+    (_objects(vaults) / "tile" / "entries" / "000").unlink()
+    vaults.clock.advance(timedelta(days=-30))
+    with vaults.open() as v:
+        report = verify(v)
+    assert not report.ok and "ledger" in _failed(report)
+
+
+def test_absurdly_nested_entry_is_reported_not_crashed(vaults: VaultFactory) -> None:
+    from strongroom.core.entries import decode_entry
+    from strongroom.errors import BadInput
+
+    with pytest.raises(BadInput):
+        decode_entry(b"[" * 60_000)

@@ -421,3 +421,29 @@ def test_infrastructure_retention_rolls_forward_with_time(vaults: VaultFactory) 
         assert v.store.head(f"keys/{v.config.vault_id}/signing").retain_until >= add_period(
             vaults.clock.now(), Period(6)
         )
+
+
+def test_retain_refuses_a_disposed_record(vaults: VaultFactory) -> None:
+    vaults.policy = Policy((Rule("short", Period(1), "short"),))
+    with vaults.create() as v:
+        r = append(v, b"short-lived", record_class="short")
+        _jump(v, vaults, timedelta(days=400))
+        lifecycle.dispose(v)
+        with pytest.raises(NotFound, match="disposed"):
+            lifecycle.extend_record(v, r.record, r.retain_until + timedelta(days=3650))
+
+
+def test_verify_checks_the_retention_of_keys_config_and_ledger(vaults: VaultFactory) -> None:
+    import json
+
+    with vaults.create() as v:
+        append(v, b"x")
+    lock = vaults.path / "store" / "locks" / "vault.json.json"
+    state = json.loads(lock.read_text())
+    state["retain_until"] = "2026-03-02T00:00:00.000000Z"
+    lock.chmod(0o644)
+    lock.write_text(json.dumps(state))
+    with vaults.open() as v:
+        report = verify(v, record=False)
+    failed = {c.name: c for c in report.checks if not c.ok}
+    assert "vault.json" in failed["retention"].objects

@@ -87,8 +87,8 @@ def decode_entry(data: bytes) -> Entry:
     """Parse and validate an entry; refuses non-canonical or unknown-version input."""
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"ledger entry is not JSON: {e}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise BadInput(f"ledger entry is not JSON (or is nested absurdly deep): {e}") from e
     if not isinstance(obj, dict):
         raise BadInput("ledger entry is not a JSON object")
     if obj.get("v") != ENTRY_VERSION:

@@ -315,8 +315,9 @@ class Appender:
             # bounded entry (the catalog and verify read them from there)
             all_packs = [mref.pack]
             vault.loader.live_manifests[record_id] = manifest
+        # what a reindex would extract from: the first MAX_TEXT (+1) bytes of the content
         vault.loader.live_content[record_id] = (
-            head if size <= MAX_TEXT else bytes(prefix[: MAX_TEXT + 1])
+            head if len(head) <= SMALL else bytes(prefix[: MAX_TEXT + 1])
         )
         result = AppendResult(record_id, -1, digest, size, decision.retain_until, decision.rule)
         details = {"source": item.source, "source_id": item.source_id, "filename": item.filename}

@@ -74,7 +74,12 @@ def place_hold(
     vault.append_entry(EntryType.HOLD_PLACE, fields)
     vault.commit()
     vault.indexer.newly_held.clear()
-    held = [r for r in vault.catalog.record_ids(Query()) if hold_id in vault.catalog.held(r)]
+    held = [
+        str(r[0])
+        for r in vault.catalog.db.execute(
+            "SELECT record_id FROM hold_records WHERE hold_id = ? ORDER BY record_id", (hold_id,)
+        )
+    ]
     hold_packs_of(vault, held)
     vault.commit()
     return hold_id
@@ -112,6 +117,11 @@ def extend_record(vault: Vault, record_id: str, until: datetime) -> datetime:
     rec = vault.catalog.record(record_id)
     if rec is None:
         raise NotFound(f"no record {record_id!r} in this vault")
+    if rec["disposed_serial"] is not None:
+        raise NotFound(
+            f"record {record_id} was disposed of at serial {rec['disposed_serial']}",
+            "Its content no longer exists; there is nothing to retain.",
+        )
     current = parse_time(rec["retain_until"])
     if until < current:
         vault.deny(

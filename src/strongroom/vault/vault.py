@@ -73,7 +73,7 @@ from strongroom.store import open_store
 from strongroom.store.base import RetentionMode, Store
 from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, write_atomic
 from strongroom.vault.indexer import Indexer, Loader
-from strongroom.vault.ledger import Ledger
+from strongroom.vault.ledger import CHECKPOINT_PREFIX, Ledger
 
 
 def signing_key_name(vault_id: str) -> str:
@@ -353,7 +353,11 @@ class Vault:
         if self.ledger.damaged is not None or not witness.exists():
             return
         try:
-            cp = open_note(witness.read_bytes(), [(self.config.origin, self.ledger.public_key)])
+            cp = open_note(
+                witness.read_bytes(),
+                [(self.config.origin, self.ledger.public_key)],
+                origin=self.config.origin,
+            )
             same = cp.size <= self.ledger.size and self.ledger.root(cp.size) == cp.root
         except (StrongroomError, ValueError) as e:
             self.ledger.damaged = f"the last checkpoint this host saw ({witness}) is unusable: {e}"
@@ -582,6 +586,14 @@ class Vault:
         self.catch_up()
         self._stale = False
 
+    def infrastructure_objects(self) -> Iterator[str]:
+        """vault.json, this vault's keys and every ledger object (not packs, and not keys
+        left behind by an interrupted init under another vault id)."""
+        yield CONFIG_NAME
+        yield from self.store.list(f"keys/{self.config.vault_id}/")
+        yield from self.store.list("tile/")
+        yield from self.store.list(CHECKPOINT_PREFIX)
+
     def _keep_infrastructure(self, pending: list[Entry]) -> None:
         """Keep keys, vault.json and every ledger object retained as long as the records
         that depend on them (REQUIREMENTS.md F3-iii: the audit trail lives as long as what
@@ -607,9 +619,7 @@ class Vault:
         # one block past what is needed, so the pass runs about once a BLOCK, not per commit
         target = (max(longest, needed) if needed is not None else longest) + HORIZON_BLOCK
         count = 0
-        for name in self.store.list(""):
-            if name.startswith("packs/"):
-                continue
+        for name in self.infrastructure_objects():
             if self.store.head(name).retain_until < target:
                 self.store.extend_retention(name, target)
                 count += 1
@@ -709,9 +719,9 @@ class Vault:
                 f"record {record_id} was disposed of at serial {rec['disposed_serial']}",
                 "Its disposition entry is in the ledger; the content no longer exists.",
             )
-        self.loader.write_content(rec, out)
         if audit:
-            self.audit("get", record=record_id)
+            self.audit("get", record=record_id)  # recorded before anything is delivered
+        self.loader.write_content(rec, out)
         return rec
 
 

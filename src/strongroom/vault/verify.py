@@ -16,7 +16,7 @@ Checks (each reported with the records and objects it affects):
 5. **retention** — every live record's packs are retained on the store at least until
    the record's retain-until, in the vault's mode, and carry the legal-hold flag while
    the record is held.
-6. **catalog** — the catalog's records, packs and holds match what the ledger says.
+6. **catalog** — the catalog's records and holds match what the ledger says.
 
 REQUIREMENTS.md F2-ii (automatic verification of completeness and accuracy), F2-i-B-7
 (retention attributes reconciled against the store), F2-i-A-4/5 (tamper-evident trail).
@@ -35,7 +35,7 @@ from typing import Any
 from strongroom.core import merkle
 from strongroom.core.checkpoint import open_note
 from strongroom.core.entries import Entry, EntryType, decode_entry
-from strongroom.core.retention import format_time, parse_time
+from strongroom.core.retention import format_time, parse_time, read_clock
 from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tiles_for_size
 from strongroom.errors import StrongroomError
 from strongroom.store.base import RetentionMode
@@ -356,7 +356,7 @@ def _check_trusted(
         sources.append((f"last seen on this host ({witness})", witness.read_bytes()))
     for label, note in sources:
         try:
-            cp = open_note(note, verifier)
+            cp = open_note(note, verifier, origin=vault.config.origin)
         except StrongroomError as e:
             check.fail(f"trusted checkpoint ({label}) does not verify: {e}")
             continue
@@ -559,7 +559,25 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
             f"{governance_left} object(s) are locked in GOVERNANCE mode (stored before the vault "
             "was switched to COMPLIANCE, or in a GOVERNANCE vault): not 17a-4 grade"
         )
-    now = vault.clock().trusted
+    # keys, vault.json and the ledger must outlive every record that depends on them
+    latest = max((r.retain_until for r in folded.records.values() if r.disposed is None),
+                 default="")
+    if latest:
+        short = []
+        for name in vault.infrastructure_objects():
+            try:
+                if format_time(vault.store.head(name).retain_until) < latest:
+                    short.append(name)
+            except StrongroomError as e:
+                check.fail(f"{name}: {e}", objects=[name])
+        if short:
+            check.fail(
+                f"{len(short)} key/config/ledger object(s) are retained for less than the "
+                f"latest record ({latest}): the audit trail could expire before what it audits",
+                objects=short[:50],
+            )
+    # a pure reading: verify must not write (the ledger may be damaged)
+    now = read_clock(vault._clock_state, vault.opts.now()).trusted
     for r in folded.records.values():
         if r.disposed is None and r.id not in held and parse_time(r.retain_until) <= now:
             check.notes.append(f"record {r.id} is past retention and can be disposed of")
