@@ -183,7 +183,9 @@ class Vault:
         self._clock_state: ClockState | None = self._load_clock()
         self._clock_dirty = False
         self._pending_entries: list[Entry] = []
-        self._horizon: datetime | None = None  # retain-until of keys/config/ledger objects
+        # retain-until of keys/config/ledger objects, known before anything is written
+        # (a roll-forward on open writes ledger objects too)
+        self._horizon: datetime | None = store.head(CONFIG_NAME).retain_until
         self._stale = False  # a commit failed: reload the ledger before the next write
         self._last_time: datetime | None = None
         _, _, pub = parse_vkey(config.public_key)
@@ -587,12 +589,14 @@ class Vault:
         self._stale = False
 
     def infrastructure_objects(self) -> Iterator[str]:
-        """vault.json, this vault's keys and every ledger object (not packs, and not keys
-        left behind by an interrupted init under another vault id)."""
-        yield CONFIG_NAME
+        """This vault's keys, every ledger object and vault.json (not packs, and not keys
+        left behind by an interrupted init under another vault id). vault.json comes last:
+        its retain-until is read as the horizon, so it may only move once all the others
+        have (a pass cut short by a full disk is simply run again)."""
         yield from self.store.list(f"keys/{self.config.vault_id}/")
         yield from self.store.list("tile/")
         yield from self.store.list(CHECKPOINT_PREFIX)
+        yield CONFIG_NAME
 
     def _keep_infrastructure(self, pending: list[Entry]) -> None:
         """Keep keys, vault.json and every ledger object retained as long as the records

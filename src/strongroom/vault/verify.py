@@ -560,8 +560,9 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
             "was switched to COMPLIANCE, or in a GOVERNANCE vault): not 17a-4 grade"
         )
     # keys, vault.json and the ledger must outlive every record that depends on them
-    latest = max((r.retain_until for r in folded.records.values() if r.disposed is None),
-                 default="")
+    latest = max(
+        (r.retain_until for r in folded.records.values() if r.disposed is None), default=""
+    )
     if latest:
         short = []
         for name in vault.infrastructure_objects():
