@@ -24,6 +24,19 @@ def _ids(out: bytes) -> list[str]:
     return [json.loads(line)["record"] for line in out.decode().splitlines()]
 
 
+def _strongroom(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """The real command line, without the fixture's --vault/--key-file."""
+    return subprocess.run(
+        [sys.executable, "-m", "strongroom", *args],
+        capture_output=True,
+        env=env,
+        check=False,
+        cwd=cwd,
+    )
+
+
 def _no_traceback(p: subprocess.CompletedProcess[bytes]) -> None:
     assert b"Traceback" not in p.stderr, p.stderr.decode()
     assert p.stderr.decode().startswith("error:"), p.stderr.decode()
@@ -93,21 +106,7 @@ def test_wrong_key_file(cli: Cli, tmp_path: Path) -> None:
 
     other = tmp_path / "other.key"
     other.write_text(new_key_file_text())
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strongroom",
-            "--vault",
-            str(cli.vault),
-            "--key-file",
-            str(other),
-            "verify",
-        ],
-        capture_output=True,
-        env=cli.env,
-        check=False,
-    )
+    p = _strongroom("--vault", str(cli.vault), "--key-file", str(other), "verify", env=cli.env)
     assert p.returncode == 4
     _no_traceback(p)
 
@@ -148,21 +147,14 @@ def test_corrupt_or_foreign_config(cli: Cli, content: bytes) -> None:
 
 
 def test_not_a_vault(tmp_path: Path, cli: Cli) -> None:
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strongroom",
-            "--vault",
-            str(tmp_path / "none"),
-            "--key-file",
-            str(cli.key_file),
-            "search",
-            "x",
-        ],
-        capture_output=True,
+    p = _strongroom(
+        "--vault",
+        str(tmp_path / "none"),
+        "--key-file",
+        str(cli.key_file),
+        "search",
+        "x",
         env=cli.env,
-        check=False,
     )
     assert p.returncode == 3
     _no_traceback(p)
@@ -221,23 +213,11 @@ def test_proof_checks_with_independent_code_and_offline(cli: Cli, tmp_path: Path
     assert base64.b64decode(lines[2]) == root
     # offline check: no vault, no key file
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
-    ok = subprocess.run(
-        [sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
-        capture_output=True,
-        env=env,
-        check=False,
-        cwd=tmp_path,
-    )
+    ok = _strongroom("verify-proof", str(proof_file), env=env, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     doc["entry"] = doc["entry"].replace('"chat"', '"file"').replace(ids[17], ids[16])
     proof_file.write_text(json.dumps(doc))
-    bad = subprocess.run(
-        [sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
-        capture_output=True,
-        env=env,
-        check=False,
-        cwd=tmp_path,
-    )
+    bad = _strongroom("verify-proof", str(proof_file), env=env, cwd=tmp_path)
     assert bad.returncode == 1
     _no_traceback(bad)
 
@@ -338,12 +318,7 @@ def test_tampered_proof_fields_are_refused(cli: Cli, tmp_path: Path) -> None:
     ):
         bad = dict(good, **{field: value})
         proof_file.write_text(json.dumps(bad))
-        p = subprocess.run(
-            [sys.executable, "-m", "strongroom", "verify-proof", str(proof_file)],
-            capture_output=True,
-            env=env,
-            check=False,
-        )
+        p = _strongroom("verify-proof", str(proof_file), env=env)
         assert p.returncode == 1, field
         _no_traceback(p)
 
