@@ -12,7 +12,7 @@ on the vault host, in a directory only the service user can read (0700).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,7 +336,3 @@ class Catalog:
             )
         ]
         return out
-
-
-def placeholders(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))

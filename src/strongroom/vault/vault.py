@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
-import getpass
 import hmac
 import json
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO
@@ -34,12 +30,8 @@ from strongroom.core.checkpoint import open_note, parse_vkey, vkey
 from strongroom.core.entries import Entry, EntryType, decode_entry, encode_entry
 from strongroom.core.retention import (
     ClockReading,
-    ClockState,
-    Policy,
-    confirm_jump,
     format_time,
     parse_time,
-    read_clock,
 )
 from strongroom.crypto import (
     ChunkHasher,
@@ -47,11 +39,8 @@ from strongroom.crypto import (
     KdfParams,
     Keyring,
     MasterKey,
-    derive_master_key,
     generate_signing_key,
-    load_key_file,
     open_envelope,
-    public_key_bytes,
     seal,
     unwrap_data_key,
     unwrap_signing_key,
@@ -59,9 +48,7 @@ from strongroom.crypto import (
     wrap_signing_key,
 )
 from strongroom.errors import (
-    AuthError,
     BadInput,
-    Busy,
     ClockPaused,
     CorruptVault,
     NotFound,
@@ -71,9 +58,20 @@ from strongroom.errors import (
 )
 from strongroom.store import open_store
 from strongroom.store.base import RetentionMode, Store
+from strongroom.vault.clock import ComplianceClock
 from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, write_atomic
 from strongroom.vault.indexer import Indexer, Loader
 from strongroom.vault.ledger import CHECKPOINT_PREFIX, Ledger
+from strongroom.vault.options import (
+    Options,
+    Secret,
+    local_root,
+    state_dir_for,
+    store_url,
+    take_lock,
+)
+
+__all__ = ["Options", "Secret", "Vault", "data_key_prefix", "signing_key_name"]
 
 
 def signing_key_name(vault_id: str) -> str:
@@ -86,71 +84,7 @@ def data_key_prefix(vault_id: str) -> str:
 
 
 _INIT_LEFTOVERS = {"store", "state", "writer.lock"}
-LOCK_TIMEOUT = 30.0
 HORIZON_BLOCK = timedelta(days=365)
-_CLOCK_FAST = timedelta(seconds=1)
-SystemTime = Callable[[], datetime]
-
-
-def system_time() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """How to unlock: a passphrase or a key file (exactly one)."""
-
-    passphrase: str | None = None
-    key_file: Path | None = None
-
-    def master_key(self, kdf: KdfParams | None) -> MasterKey:
-        if kdf is None:
-            if self.key_file is None:
-                raise AuthError(
-                    "this vault is opened with a key file",
-                    "Pass --key-file with the vault's key file.",
-                )
-            return load_key_file(self.key_file)
-        if self.passphrase is None:
-            raise AuthError(
-                "this vault is opened with a passphrase",
-                "Set STRONGROOM_PASSPHRASE to the vault's passphrase.",
-            )
-        return derive_master_key(self.passphrase, kdf)
-
-
-@dataclass(slots=True)
-class Options:
-    """Per-process settings: who acts, which policy applies, what time it is."""
-
-    actor: str = field(default_factory=lambda: f"user:{getpass.getuser()}")
-    policy: Policy = field(default_factory=Policy)
-    now: SystemTime = system_time
-    state_dir: Path | None = None
-    kdf_strength: str = "interactive"
-    fresh_catalog: bool = False  # drop the catalog and rebuild it from store + ledger
-
-
-def _local_root(url: str) -> Path | None:
-    if url.startswith("file://"):
-        return Path(url[len("file://") :])
-    if "://" not in url:
-        return Path(url)
-    return None
-
-
-def state_dir_for(url: str, explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    root = _local_root(url)
-    if root is None:
-        raise BadInput(f"vault {url} is not local: pass --state-dir for its local state")
-    return root / "state"
-
-
-def store_url(url: str) -> str:
-    root = _local_root(url)
-    return str(root / "store") if root is not None else url
 
 
 class Vault:
@@ -180,8 +114,7 @@ class Vault:
         self.hasher: ChunkHasher = master.chunk_hasher()
         self._source_key = master.derive(b"strongroom source-key v1")
         self._query_key = master.derive(b"strongroom query-key v1")
-        self._clock_state: ClockState | None = self._load_clock()
-        self._clock_dirty = False
+        self.clk = ComplianceClock(state / "clock.json", opts.now)
         self._pending_entries: list[Entry] = []
         # retain-until of keys/config/ledger objects, known before anything is written
         # (a roll-forward on open writes ledger objects too)
@@ -196,7 +129,6 @@ class Vault:
         self.catalog = Catalog(state / "catalog.sqlite")
         self.loader = Loader(self)
         self.indexer = Indexer(self.catalog, self.loader)
-        self._went_back_logged = False
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -210,7 +142,7 @@ class Vault:
     ) -> Vault:
         opts = opts or Options()
         state = state_dir_for(url, opts.state_dir)
-        root = _local_root(url)
+        root = local_root(url)
         if root is not None and root.exists() and any(root.iterdir()):
             if (root / "store" / "objects" / CONFIG_NAME).exists():
                 raise Refused(f"{url} already holds a vault", "Use it, or pick an empty path.")
@@ -277,7 +209,7 @@ class Vault:
     @classmethod
     def open(cls, url: str, secret: Secret, opts: Options | None = None) -> Vault:
         opts = opts or Options()
-        root = _local_root(url)
+        root = local_root(url)
         if root is not None and not (root / "store" / "objects" / CONFIG_NAME).exists():
             if root.exists() and not root.is_dir():
                 raise VaultNotFound(f"{url} is not a directory")
@@ -318,8 +250,8 @@ class Vault:
             raise CorruptVault(f"{url}: no data keys found")
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
         # one writer per vault, whatever --state-dir each process uses
-        root = _local_root(url)
-        lock_fd = _take_lock((root if root is not None else state) / "writer.lock")
+        root = local_root(url)
+        lock_fd = take_lock((root if root is not None else state) / "writer.lock")
         try:
             vault = cls(url, store, config, master, keyring, signer, state, opts, lock_fd)
             vault._recover()
@@ -334,11 +266,7 @@ class Vault:
         if self.ledger.size:
             last = decode_entry(self.ledger.entry(self.ledger.size - 1))
             self._last_time = last.time
-            if self._clock_state is None or self._clock_state.high_water < last.time:
-                # the state file was lost or is older than the ledger: the ledger is a floor
-                self._clock_state = ClockState(
-                    last.time, self._clock_state.pending_jump if self._clock_state else None
-                )
+            self.clk.floor(last.time)
         if self.ledger.damaged is None:
             self.catch_up()
             if self.ledger.size == 0:
@@ -405,72 +333,24 @@ class Vault:
 
     # --- time and retention -------------------------------------------------------------
 
-    def _load_clock(self) -> ClockState | None:
-        try:
-            return ClockState.from_json(json.loads((self.state / "clock.json").read_bytes()))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, StrongroomError) as e:
-            raise CorruptVault(
-                f"compliance clock state {self.state / 'clock.json'} is corrupt: {e}",
-                "Restore it from backup; the ledger's last entry time is a floor.",
-            ) from e
-
     def clock(self) -> ClockReading:
-        reading = read_clock(self._clock_state, self.opts.now())
-        if reading.state != self._clock_state:
-            self._clock_state = reading.state
-            self._clock_dirty = True
-            if reading.jumped:
-                self._save_clock()
-        if reading.jumped:
-            self.append_entry(
-                EntryType.CLOCK,
-                {
-                    "event": "forward-jump",
-                    "high_water": format_time(reading.trusted),
-                    "observed": format_time(reading.now),
-                },
-                stamp=reading.trusted,
-            )
-        elif reading.went_back and not self._went_back_logged:
-            self._went_back_logged = True
-            self.append_entry(
-                EntryType.CLOCK,
-                {
-                    "event": "went-back",
-                    "high_water": format_time(reading.trusted),
-                    "observed": format_time(self.opts.now()),
-                },
-                stamp=reading.trusted,
-            )
+        """A full reading of the compliance clock; a jump or a step back is recorded."""
+        reading, event = self.clk.read()
+        if event is not None:
+            self.append_entry(EntryType.CLOCK, event, stamp=reading.trusted)
         return reading
-
-    def _save_clock(self) -> None:
-        if self._clock_state is not None:
-            write_atomic(self.state / "clock.json", canonical_json(self._clock_state.to_json()))
-        self._clock_dirty = False
 
     def times(self) -> tuple[datetime, datetime]:
         """(stamp, start): ``stamp`` times an event — the trusted compliance time, never
         before the last entry, and never past an unconfirmed jump, so a clock that ran
         ahead leaves no future times in the ledger; ``start`` begins a retention period —
         the later of system time and high-water mark, so no period is computed short."""
-        st = self._clock_state
-        sys_now = self.opts.now()
-        if (
-            st is not None
-            and st.pending_jump is None
-            and (st.high_water <= sys_now < st.high_water + _CLOCK_FAST)
-        ):
-            # the common case: time moved forward a little since the last full reading;
-            # trusted = system time. (The high-water mark may lag by < _CLOCK_FAST: it is
-            # a floor, and the next full reading moves it.)
-            stamp = sys_now
+        fast = self.clk.fast()
+        if fast is not None:
+            stamp = sys_now = fast
         else:
             reading = self.clock()
-            stamp = reading.trusted
-            sys_now = reading.now
+            stamp, sys_now = reading.trusted, reading.now
         if self._last_time is not None and stamp < self._last_time:
             stamp = self._last_time
         return stamp, max(sys_now, stamp)
@@ -481,21 +361,18 @@ class Vault:
 
     def confirm_clock(self, reason: str) -> datetime:
         """Accept the system time after a forward jump; recorded with the actor and reason."""
-        st = self._clock_state or ClockState(self.opts.now())
-        new = confirm_jump(st, self.opts.now())
-        self._clock_state = new
-        self._save_clock()
+        old, new = self.clk.confirm()
         self.append_entry(
             EntryType.CLOCK,
             {
                 "event": "jump-confirmed",
-                "high_water": format_time(st.high_water),
-                "confirmed": format_time(new.high_water),
+                "high_water": format_time(old),
+                "confirmed": format_time(new),
                 "sealed": self.seal_details({"reason": reason}, b"clock"),
             },
-            stamp=new.high_water,
+            stamp=new,
         )
-        return new.high_water
+        return new
 
     def trusted_now(self) -> datetime:
         """The time disposal may rely on; raises ClockPaused after an unconfirmed jump."""
@@ -511,7 +388,7 @@ class Vault:
 
     def ledger_retain_until(self) -> datetime:
         """Ledger objects are kept as long as the longest policy period from now."""
-        t = self._clock_state.high_water if self._clock_state else self.opts.now()
+        t = self.clk.high_water or self.opts.now()
         longest = self.opts.policy.longest(max(t, self.opts.now()))
         return max(longest, self._horizon) if self._horizon is not None else longest
 
@@ -550,8 +427,8 @@ class Vault:
         """Make queued entries durable, sign a checkpoint, index them. Group commit."""
         if not self.ledger.pending:
             return None
-        if self._clock_dirty:
-            self._save_clock()
+        if self.clk.dirty:
+            self.clk.save()
         self._keep_infrastructure(self._pending_entries)
         start = self.ledger.size
         pending, self._pending_entries = self._pending_entries, []
@@ -692,9 +569,6 @@ class Vault:
     def public_key(self) -> str:
         return self.config.public_key
 
-    def signing_public_bytes(self) -> bytes:
-        return public_key_bytes(self.signer)
-
     def set_mode(self, mode: RetentionMode) -> None:
         if self.mode == RetentionMode.COMPLIANCE and mode != RetentionMode.COMPLIANCE:
             self.deny("mode.set", str(mode), "compliance mode cannot be turned off")
@@ -727,23 +601,3 @@ class Vault:
             self.audit("get", record=record_id)  # recorded before anything is delivered
         self.loader.write_content(rec, out)
         return rec
-
-
-def _take_lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + LOCK_TIMEOUT
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise Busy(f"another strongroom process holds the writer lock {path}") from None
-            time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def opened(url: str, secret: Secret, opts: Options | None = None) -> Iterator[Vault]:
-    with Vault.open(url, secret, opts) as v:
-        yield v

@@ -35,7 +35,7 @@ from typing import Any
 from strongroom.core import merkle
 from strongroom.core.checkpoint import open_note
 from strongroom.core.entries import Entry, EntryType, decode_entry
-from strongroom.core.retention import format_time, parse_time, read_clock
+from strongroom.core.retention import format_time, parse_time
 from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tiles_for_size
 from strongroom.errors import StrongroomError
 from strongroom.store.base import RetentionMode
@@ -578,7 +578,7 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
                 objects=short[:50],
             )
     # a pure reading: verify must not write (the ledger may be damaged)
-    now = read_clock(vault._clock_state, vault.opts.now()).trusted
+    now = vault.clk.peek().trusted
     for r in folded.records.values():
         if r.disposed is None and r.id not in held and parse_time(r.retain_until) <= now:
             check.notes.append(f"record {r.id} is past retention and can be disposed of")
