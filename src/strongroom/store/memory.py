@@ -17,7 +17,7 @@ from datetime import datetime
 
 from strongroom.errors import BadInput, NotFound, ObjectExists, StorageError
 from strongroom.store.base import Now, ObjectInfo, RetentionMode, check_name, utc
-from strongroom.store.local import LockState, check_range, check_transition
+from strongroom.store.rules import LockState, check_range, check_transition
 
 
 def _ancestors(name: str) -> list[str]:
