@@ -50,6 +50,7 @@ from _common import (
     workdir,
 )
 from strongroom.vault.ingest import Appender, AppendResult, Item
+from strongroom.vault.packs import ZSTD_LEVEL  # the baseline compresses like the pipeline
 from strongroom.vault.vault import Options, Secret, Vault
 
 NAME = "bench_small"
@@ -123,7 +124,7 @@ def run_baseline(records: list[bytes], d: Path, batch: int) -> float:
     """Seconds for the bare hash/compress/encrypt/append/fsync + FTS5 work."""
     d.mkdir(parents=True)
     aead = AESGCM(AESGCM.generate_key(bit_length=256))
-    zc = zstandard.ZstdCompressor(level=3)
+    zc = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
     db = sqlite3.connect(d / "fts.sqlite", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
