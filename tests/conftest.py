@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,5 +140,3 @@ def cli(tmp_path: Path) -> Cli:
     c("init")
     return c
 
-
-ItemMaker = Callable[..., object]

@@ -51,7 +51,7 @@ from strongroom.vault.config import VaultConfig
 from strongroom.vault.ledger import Ledger
 from strongroom.vault.vault import Options, Secret, Vault
 from strongroom.vault.verify import Report, verify
-from tests.helpers import check_store_objects, object_files
+from tests.helpers import check_store_objects, object_files, run_cli
 from tests.helpers.ingest_loop import record_bytes
 
 if TYPE_CHECKING:
@@ -295,24 +295,6 @@ def _create_child(
     )
 
 
-def _cli_init(vault_dir: Path, key: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strongroom",
-            "--vault",
-            str(vault_dir),
-            "--key-file",
-            str(key),
-            "init",
-        ],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-
-
 class Problems:
     """Problems found after killed inits, grouped by message (the vault path elided)."""
 
@@ -341,7 +323,7 @@ def _after_killed_create(vault_dir: Path, key: Path, label: str, problems: Probl
     try:
         v = Vault.open(str(vault_dir), Secret(key_file=key), _options())
     except VaultNotFound:
-        p = _cli_init(vault_dir, key)
+        p = run_cli(vault_dir, key, "init", timeout=60)
         if p.returncode != 0:
             err = " | ".join(p.stderr.decode(errors="replace").strip().splitlines())
             problems.add(

@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +40,7 @@ from strongroom.errors import DiskFull
 from strongroom.vault.ingest import Appender, AppendResult, Item
 from strongroom.vault.vault import Options, Secret, Vault
 from strongroom.vault.verify import Report, verify
-from tests.helpers import check_store_objects
+from tests.helpers import check_store_objects, run_cli
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -342,26 +341,6 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
 
 
-def _cli(vault_dir: Path, key: Path, *args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "strongroom",
-            "--vault",
-            str(vault_dir),
-            "--key-file",
-            str(key),
-            *map(str, args),
-        ],
-        capture_output=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
 def _free(path: Path) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
@@ -426,7 +405,7 @@ def test_real_full_disk_clear_error_nothing_half_written(
         record = tmp_path / f"full-{size}.json"
         record.write_bytes(_content(f"cli-{size}", size))
         contents[hashlib.sha256(record.read_bytes()).hexdigest()] = record.read_bytes()
-        p = _cli(vault_dir, key, "ingest", record, "--json")
+        p = run_cli(vault_dir, key, "ingest", record, "--json")
         err = p.stderr.decode(errors="replace")
         lines = err.strip().splitlines()
         what = f"CLI ingest of a {size}-byte file on a full disk"
@@ -453,11 +432,11 @@ def test_real_full_disk_clear_error_nothing_half_written(
     record = tmp_path / "after.json"
     record.write_bytes(_content("cli-after", 300 << 10))
     contents[hashlib.sha256(record.read_bytes()).hexdigest()] = record.read_bytes()
-    p = _cli(vault_dir, key, "ingest", record, "--json")
+    p = run_cli(vault_dir, key, "ingest", record, "--json")
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     out = [json.loads(x) for x in p.stdout.decode().splitlines()]
     assert len(out) == 1 and out[0]["sha256"] == hashlib.sha256(record.read_bytes()).hexdigest()
-    p = _cli(vault_dir, key, "verify", "--json")
+    p = run_cli(vault_dir, key, "verify", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)["ok"] is True, p.stdout.decode()
     _check_vault(vault_dir, key, acks, contents, "after ingesting again")
     print(f"filled an 8 MiB tmpfs in {batches} batches; {len(acks)} records acknowledged")

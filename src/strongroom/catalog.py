@@ -202,10 +202,6 @@ class Catalog:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def chunk(self, chunk_id: bytes) -> tuple[str, int, int, int] | None:
-        row = self.db.execute(CHUNK_SQL, (chunk_id,)).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]), int(row[2]), int(row[3]))
-
     def pack(self, name: str) -> dict[str, Any] | None:
         cur = self.db.execute("SELECT * FROM packs WHERE name=?", (name,))
         row = cur.fetchone()

@@ -9,6 +9,8 @@ must never be visible under its final name, whatever happened to the writer.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from strongroom.core.checkpoint import Verifier, open_note, parse_vkey
@@ -168,3 +170,22 @@ def _check_one(
             return [f"{name}: names size {cp.size}"]
         return []
     return [f"{name}: unexpected object"]
+
+
+def run_cli(
+    vault_dir: Path, key: Path, *args: str | Path, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    """The real ``strongroom`` command on a vault, unlocked by a key file, with no
+    STRONGROOM_* settings inherited from the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "strongroom",
+        "--vault",
+        str(vault_dir),
+        "--key-file",
+        str(key),
+        *map(str, args),
+    ]
+    return subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, check=False)

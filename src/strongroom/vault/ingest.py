@@ -380,13 +380,13 @@ class Appender:
         return res
 
     def _known(self, cid: bytes, size: int = CDC_MIN) -> BlobRef | None:
+        """A chunk already stored: in this batch, or (unless tiny) in the catalog."""
         ref = self._new_chunks.get(cid)
         if ref is not None or size < DEDUP_MIN:
             # tiny chunks are deduplicated within a batch only: a catalog lookup per chat
             # message costs more than the few hundred bytes it could save
             return ref
-        row = self.vault.catalog.chunk(cid)
-        return None if row is None else BlobRef(*row)
+        return self._lookup(cid)
 
     def _chunk_inline(self, data: bytes, bucket: str, until: datetime) -> tuple[BlobRef, bytes]:
         cid = self.vault.hasher.chunk_id(data)
@@ -455,14 +455,14 @@ class Appender:
     def _prepare(self, w: PackWriter, data: bytes) -> _Prepared:
         """Worker: keyed id, dedup lookup, then compress and seal only new content."""
         cid = self.vault.hasher.chunk_id(data)
-        known = self._new_chunks.get(cid) or self._lookup(cid)
+        known = self._known(cid, len(data))
         if known is not None:
             return cid, known, None
         return cid, None, w.seal_blob(cid, encode_blob(data))
 
     def _lookup(self, cid: bytes) -> BlobRef | None:
-        """Catalog lookup from a worker thread, on that thread's own read-only connection
-        (WAL lets readers run beside the writer)."""
+        """Catalog lookup on the calling thread's own read-only connection (the workers
+        call it too; WAL lets readers run beside the writer)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             path = self.vault.catalog.path

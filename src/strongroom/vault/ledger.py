@@ -331,9 +331,6 @@ def _push(
 
 def _perfect_root(hashes: bytes) -> bytes:
     """Root of a perfect subtree given its bottom row of 2^k hashes (concatenated)."""
-    row = [hashes[i : i + HASH] for i in range(0, len(hashes), HASH)]
-    if not row:
+    if not hashes:
         raise BadInput("empty hash row")
-    while len(row) > 1:
-        row = [merkle.node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
-    return row[0]
+    return merkle.root_from_leaf_hashes([hashes[i : i + HASH] for i in range(0, len(hashes), HASH)])
