@@ -32,7 +32,6 @@ import sqlite3
 import struct
 import time
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import zstandard
@@ -103,8 +102,8 @@ def run_pipeline(records: list[bytes], d: Path) -> float:
         with Appender(vault, on_ack=on_ack) as ap:
             for i, data in enumerate(records):
                 ap.add(
-                    Item(
-                        open=partial(io.BytesIO, data),
+                    Item.from_bytes(
+                        data,
                         record_class="chat",
                         source="bench",
                         source_id=f"m{i}",

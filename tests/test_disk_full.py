@@ -381,7 +381,9 @@ def test_real_full_disk_clear_error_nothing_half_written(
                 break
         else:
             pytest.fail(f"{size}-byte records never filled the disk")
-    assert _free(small_fs) < 64 << 10, "the disk did not fill up"
+    # (a ledger commit writes its objects side by side, so it fails with a little more
+    # space left than one object at a time would)
+    assert _free(small_fs) < 128 << 10, "the disk did not fill up"
     assert len(acks) >= 4
 
     # nothing half-written

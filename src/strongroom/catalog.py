@@ -12,13 +12,14 @@ on the vault host, in a directory only the service user can read (0700).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strongroom.errors import BadInput, CorruptVault, DiskFull, StorageError
+from strongroom.errors import BadInput, CorruptVault, DiskFull, StorageError, StrongroomError
 
 SCHEMA_VERSION = 2
 
@@ -126,15 +127,26 @@ class Query:
 
 
 class Catalog:
+    """The catalog database. One writer connection, reached through :attr:`db`.
+
+    A transaction can be finished in the background (:meth:`commit`): the bulk
+    inserts of a batch and its COMMIT run on a helper thread — SQLite releases the GIL,
+    so the next batch is prepared meanwhile — and the next use of :attr:`db` waits for
+    it (and raises its error, the transaction rolled back). Nothing can observe the
+    connection in between: every access goes through :attr:`db`.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._pending: Future[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=OFF")
-            self.db.executescript(_SCHEMA)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=OFF")
+            self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:
             raise CorruptVault(
                 f"catalog {path} is unreadable: {e}",
@@ -149,29 +161,85 @@ class Catalog:
                 "Run 'strongroom reindex' to rebuild it.",
             )
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, once any background commit has finished."""
+        if self._pending is not None:
+            self.wait()
+        return self._db
+
+    def wait(self) -> None:
+        """Wait for a background commit; its error (if any) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._db.close()
+
+    def _failed(self, e: sqlite3.OperationalError) -> StrongroomError:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if "full" in str(e):
+            return DiskFull(
+                f"no space left on the device (disk full) while updating the catalog {self.path}"
+            )
+        return StorageError(f"catalog {self.path}: {e}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self.db
+                yield db
             except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
+            db.execute("COMMIT")
         except sqlite3.OperationalError as e:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            if "full" in str(e):
-                raise DiskFull(
-                    f"no space left on the device (disk full) while updating the catalog "
-                    f"{self.path}"
-                ) from e
-            raise StorageError(f"catalog {self.path}: {e}") from e
+            raise self._failed(e) from e
+
+    def begin(self) -> sqlite3.Connection:
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise self._failed(e) from e
+        return db
+
+    def rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def commit(self, work: Callable[[sqlite3.Connection], None], *, background: bool) -> None:
+        """Run ``work`` and COMMIT the transaction :meth:`begin` opened (rolled back on
+        error) — with ``background``, on the helper thread, and the next use of
+        :attr:`db` waits for it."""
+        db = self.db
+
+        def finish() -> None:
+            try:
+                work(db)
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                raise self._failed(e) from e
+            except BaseException:
+                self.rollback()
+                raise
+
+        if not background:
+            finish()
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        self._pending = self._pool.submit(finish)
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

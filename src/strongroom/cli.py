@@ -186,7 +186,7 @@ def _progress(total: int) -> Progress:
 
 def ingest_paths(
     vault: Vault, paths: list[Path], record_class: str, source: str, on_ack: Any
-) -> list[AppendResult]:
+) -> None:
     files: list[Path] = []
     for p in paths:
         try:
@@ -200,11 +200,10 @@ def ingest_paths(
         _ = st
         files.append(p)
     total = sum(p.stat().st_size for p in files)
-    results: list[AppendResult] = []
     with _progress(total) as prog, Appender(vault, on_ack=on_ack) as app_:
         task = prog.add_task("ingest", total=total)
         for p in files:
-            dup = app_.add(
+            app_.add(
                 Item(
                     open=lambda p=p: p.open("rb"),  # type: ignore[misc]
                     record_class=record_class,
@@ -213,10 +212,7 @@ def ingest_paths(
                     filename=p.name,
                 )
             )
-            if dup is not None:
-                results.append(dup)
             prog.advance(task, p.stat().st_size)
-    return results
 
 
 @app.command()

@@ -82,7 +82,9 @@ master key unwraps a key during unlock, where it is
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
+import os
 import re
 import secrets
 import unicodedata
@@ -307,12 +309,16 @@ class EnvelopeHeader:
     size: int
 
 
-def _build_header(kind: str, key_id: str, nonce: bytes) -> bytes:
+@functools.lru_cache(maxsize=256)
+def _header_prefix(kind: str, key_id: str) -> bytes:
+    """Magic through key id: the same for every envelope of a (kind, key) pair."""
     k = _check_label("kind", kind)
     i = _check_label("key id", key_id)
-    return b"".join(
-        (ENVELOPE_MAGIC, bytes((ENVELOPE_VERSION, len(k))), k, bytes((len(i),)), i, nonce)
-    )
+    return b"".join((ENVELOPE_MAGIC, bytes((ENVELOPE_VERSION, len(k))), k, bytes((len(i),)), i))
+
+
+def _build_header(kind: str, key_id: str, nonce: bytes) -> bytes:
+    return _header_prefix(kind, key_id) + nonce
 
 
 def _read_label(view: memoryview, pos: int, what: str) -> tuple[str, int]:
@@ -358,7 +364,7 @@ def _seal(aead: AESGCM, key_id: str, plaintext: Bytes, kind: str, context: Bytes
     # at most the objects written while it is current: even 10^9 chunks give
     # ~6e-12. The vault rotates well before 2^32 envelopes, and rotation starts a
     # fresh key, so the count resets. Wrap keys seal only a handful of keys.
-    nonce = secrets.token_bytes(NONCE_SIZE)
+    nonce = os.urandom(NONCE_SIZE)  # what secrets.token_bytes calls, minus a frame
     header = _build_header(kind, key_id, nonce)
     # One concatenation, so the payload is copied once after encryption (cheap next
     # to AES-GCM); the AAD is built from small pieces only.
@@ -496,10 +502,11 @@ class Keyring:
     removed here: older objects must stay readable for their retention period.
     """
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_current", "_keys")
 
     def __init__(self, keys: Iterable[DataKey] = ()) -> None:
         self._keys: dict[str, DataKey] = {}
+        self._current: DataKey | None = None
         for k in keys:
             self.add(k)
 
@@ -520,6 +527,7 @@ class Keyring:
         if key.key_id in self._keys:
             raise CorruptVault(f"keyring already holds a key with id {key.key_id}")
         self._keys[key.key_id] = key
+        self._current = None
 
     def get(self, key_id: str) -> DataKey:
         """The key with this id, or :class:`CorruptVault` "unknown key id ..."."""
@@ -531,9 +539,11 @@ class Keyring:
     @property
     def current(self) -> DataKey:
         """The newest key, used for new objects."""
-        if not self._keys:
-            raise CorruptVault("the keyring holds no data keys")
-        return max(self._keys.values(), key=lambda k: k.number)
+        if self._current is None:  # cached: asked once per sealed object
+            if not self._keys:
+                raise CorruptVault("the keyring holds no data keys")
+            self._current = max(self._keys.values(), key=lambda k: k.number)
+        return self._current
 
     def next_key_id(self) -> str:
         """The id the next rotation will use (``dk-0001`` for an empty keyring)."""

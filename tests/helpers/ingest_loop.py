@@ -110,7 +110,12 @@ def _die_after_put(prefix: str, k: int) -> None:
                 _die()
         return info
 
+    def put_many(self: LocalStore, items: Any, **kw: Any) -> Any:
+        # object by object, so the kill can fall between two objects of one call
+        return [put(self, name, data, **kw) for name, data in items]
+
     LocalStore.put = put  # type: ignore[method-assign]
+    LocalStore.put_many = put_many  # type: ignore[method-assign]
 
 
 def _options() -> Any:

@@ -65,8 +65,18 @@ class Entry:
         return self.fields.get(key, default)
 
 
-def encode_entry(type_: EntryType, time: datetime, actor: str, fields: Mapping[str, Any]) -> bytes:
-    """Canonical bytes of an entry; raises ValueError when it would be too large."""
+def encode_entry(
+    type_: EntryType,
+    time: datetime,
+    actor: str,
+    fields: Mapping[str, Any],
+    *,
+    checked: bool = True,
+) -> bytes:
+    """Canonical bytes of an entry; raises ValueError when it would be too large.
+
+    ``checked=False`` is for fields our own code built from known types (see
+    :func:`~strongroom.core.canonical.canonical_json`)."""
     clash = _RESERVED & fields.keys()
     if clash:
         raise ValueError(f"entry fields use reserved names: {sorted(clash)}")
@@ -77,7 +87,7 @@ def encode_entry(type_: EntryType, time: datetime, actor: str, fields: Mapping[s
         "actor": actor,
         **fields,
     }
-    data = canonical_json(obj)
+    data = canonical_json(obj, checked=checked)
     if len(data) > MAX_ENTRY_BYTES:
         raise ValueError(f"ledger entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
     return data

@@ -1,22 +1,29 @@
 """Record and hold ids: ULID-style, sortable by creation time.
 
-48 bits of milliseconds then 80 random bits (``secrets``), in Crockford base32 — the
+48 bits of milliseconds then 80 random bits (``os.urandom``), in Crockford base32 — the
 ULID layout (github.com/ulid/spec): 10 characters of time, 16 of randomness. A dozen
-lines do not justify a dependency.
+lines do not justify a dependency. Ids are made once per record on the append hot path,
+so the base32 digits come from a table of all 1024 digit pairs.
 """
 
 from __future__ import annotations
 
-import base64
-import secrets
+import os
 from datetime import datetime
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD)
+_PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)  # 10 bits -> 2 digits
+_head: list[tuple[int, str]] = [(-1, "")]  # the last millisecond and its digits
+
+
+def _base32(n: int, digits: int) -> str:
+    """``n`` as exactly ``digits`` (even) Crockford base32 digits, most significant first."""
+    return "".join(_PAIRS[(n >> s) & 1023] for s in range(5 * digits - 10, -1, -10))
 
 
 def new_id(now: datetime) -> str:
     ms = int(now.timestamp() * 1000)
-    head = "".join(_CROCKFORD[(ms >> (5 * i)) & 31] for i in range(9, -1, -1))
-    tail = base64.b32encode(secrets.token_bytes(10)).decode().translate(_FROM_RFC4648)
-    return head + tail
+    last = _head[0]
+    if last[0] != ms:
+        last = _head[0] = (ms, _base32(ms, 10))
+    return last[1] + _base32(int.from_bytes(os.urandom(10)), 16)

@@ -253,6 +253,8 @@ def confirm_jump(state: ClockState, system_now: datetime) -> ClockState:
 
 def format_time(dt: datetime) -> str:
     """RFC 3339 UTC with microseconds and a ``Z``: the only time format in entries."""
+    if dt.tzinfo is UTC and dt.year >= 1000:  # the hot path: already UTC (year < 10000)
+        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
     if dt.tzinfo is None:
         raise ValueError("naive datetime")
     if dt.utcoffset():

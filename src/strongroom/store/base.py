@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -91,6 +91,17 @@ class Store(Protocol):
         content, raise :class:`~strongroom.errors.ObjectExists`. A full disk raises
         :class:`~strongroom.errors.DiskFull` and leaves no visible partial object.
         """
+        ...
+
+    def put_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        retain_until: datetime,
+        mode: RetentionMode = RetentionMode.COMPLIANCE,
+    ) -> list[ObjectInfo]:
+        """:meth:`put` each ``(name, data)`` with the same retention; all durable on
+        return (a backend may write them concurrently). On error, some may exist."""
         ...
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:

@@ -12,7 +12,7 @@ so code that passes its unit tests on memory does not fail on disk for that reas
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from strongroom.errors import BadInput, NotFound, ObjectExists, StorageError
@@ -104,6 +104,15 @@ class MemoryStore:
             for a in _ancestors(name):
                 self._dirs[a] = self._dirs.get(a, 0) + 1
             return state.info(name)
+
+    def put_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        retain_until: datetime,
+        mode: RetentionMode = RetentionMode.COMPLIANCE,
+    ) -> list[ObjectInfo]:
+        return [self.put(n, d, retain_until=retain_until, mode=mode) for n, d in items]
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         check_range(offset, length)

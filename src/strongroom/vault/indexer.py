@@ -133,6 +133,14 @@ _INSERT_FTS = "INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, 
 _INSERT_RECORD_PACK = "INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)"
 
 
+_SET_META = "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"
+
+
+def _write_rows(db: sqlite3.Connection, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
+    for sql, batch in rows.items():
+        db.executemany(sql, batch)
+
+
 class Indexer:
     """Turns ledger entries into catalog rows (inside the caller's transaction)."""
 
@@ -280,9 +288,8 @@ class Indexer:
 
     def flush(self) -> None:
         """Write queued rows (record appends are batched: one executemany per table)."""
-        for sql, rows in self._buf.items():
-            self.catalog.db.executemany(sql, rows)
-        self._buf.clear()
+        _write_rows(self.catalog.db, self._buf)
+        self._buf = {}
 
     def _active_query_holds(self) -> list[tuple[str, Query]]:
         if self._query_holds is None:
@@ -293,23 +300,28 @@ class Indexer:
             ]
         return self._query_holds
 
-    def apply_all(self, entries: Iterable[tuple[int, Entry]]) -> None:
-        """Apply entries in one catalog transaction."""
+    def apply_all(self, entries: Iterable[tuple[int, Entry]], background: bool = False) -> None:
+        """Apply entries in one catalog transaction. With ``background``, the queued bulk
+        rows and the COMMIT are finished on the catalog's helper thread (see
+        :meth:`Catalog.commit`); the next catalog access waits for them."""
+        self._query_holds = None  # re-read: a background commit may have been rolled back
         try:
-            with self.catalog.transaction():
-                last = -1
-                for serial, entry in entries:
-                    self.apply(serial, entry)
-                    last = serial
-                self.flush()
-                if last >= 0:
-                    self.catalog.set_meta("indexed", str(last + 1))
+            self.catalog.begin()
+            last = -1
+            for serial, entry in entries:
+                self.apply(serial, entry)
+                last = serial
+            rows, self._buf = self._buf, {}
+            if last >= 0:
+                rows.setdefault(_SET_META, []).append(("indexed", str(last + 1)))
         except BaseException:
             # rolled back: forget buffered rows and cached holds with it
-            self._buf.clear()
+            self.catalog.rollback()
+            self._buf = {}
             self._query_holds = None
             self.newly_held.clear()
             raise
+        self.catalog.commit(lambda db: _write_rows(db, rows), background=background)
 
     def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         hid = e["hold"]

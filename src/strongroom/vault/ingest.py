@@ -48,6 +48,12 @@ DEDUP_MIN = 4096  # chunks smaller than this are not looked up in the catalog fo
 INLINE_CHUNKS = 4  # records of up to this many chunks keep their chunk list in the entry
 PACK_TARGET = 16 << 20  # a pack is closed when its (uncompressed) content reaches this
 IN_FLIGHT = 6  # chunks being compressed/sealed at once (bounds memory)
+SMALL_QUEUE = 512  # in-memory records are checked for re-delivery and packed in groups
+SMALL_QUEUE_BYTES = 8 << 20
+_DUP_SQL = (
+    "SELECT source_key, sha256, id, serial, size, retain_until, rule FROM records"
+    " WHERE disposed_serial IS NULL AND source_key IN ({}) ORDER BY serial"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,11 @@ class Appender:
         self._cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        # The previous batch, until the catalog has surely indexed it: catalog reads go
+        # through read-only connections that do not wait for its background commit.
+        self._prev_records: dict[tuple[str, str], AppendResult] = {}
+        self._prev_chunks: dict[bytes, BlobRef] = {}
+        self._prev_until: dict[str, datetime] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -143,6 +154,8 @@ class Appender:
         self._writer_fill: dict[str, int] = {}
         self._labels_ok: set[tuple[str, str]] = set()
         self._stored_until: dict[str, datetime] = {}
+        self._small: list[Item] = []
+        self._small_bytes = 0
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -215,65 +228,100 @@ class Appender:
             return self._extend[pack]
         if pack in self._stored_until:
             return self._stored_until[pack]
-        row = self.vault.catalog.pack(pack)
-        return None if row is None else parse_time(row["retain_until"])
+        if pack in self._prev_until:
+            return self._prev_until[pack]
+        row = self._reader().execute(
+            "SELECT retain_until FROM packs WHERE name=?", (pack,)
+        ).fetchone()
+        return None if row is None else parse_time(row[0])
 
     # --- appending ----------------------------------------------------------------------
 
-    def add(self, item: Item) -> AppendResult | None:
-        """Append one record; returns its result if it was a duplicate of a known one,
-        else None (the result is acknowledged at commit)."""
+    def add(self, item: Item) -> None:
+        """Append one record. Its result — a new record, or the existing one when the
+        same source delivers the same content again — goes to ``on_ack`` once durable
+        (a re-delivery of an archived record: at once)."""
         if (item.record_class, item.source) not in self._labels_ok:
             check_label("class", item.record_class)
             check_label("source", item.source)
             self._labels_ok.add((item.record_class, item.source))
         if item.data is not None and len(item.data) <= SMALL:
-            result = self._add(item, None)
+            self._small.append(item)
+            self._small_bytes += len(item.data)
+            if len(self._small) >= SMALL_QUEUE or self._small_bytes >= SMALL_QUEUE_BYTES:
+                self._add_small()
         else:
-            result = self._add_stream(item)
-        if len(self._records) >= self.batch_records or self._bytes >= self.batch_bytes:
+            self._add_small()  # in order
+            self._add_stream(item)
+        if len(self._records) + len(self._small) >= self.batch_records or (
+            self._bytes + self._small_bytes >= self.batch_bytes
+        ):
             self.commit()
-        return result
 
-    def _add_stream(self, item: Item) -> AppendResult | None:
+    def _add_small(self) -> None:
+        """Append the queued in-memory records: one catalog query finds re-deliveries."""
+        items, self._small, self._small_bytes = self._small, [], 0
+        if not items:
+            return
+        vault = self.vault
+        keys = [vault.source_key(it.source, it.source_id or it.filename) for it in items]
+        shas = [hashlib.sha256(it.data or b"").hexdigest() for it in items]
+        archived = self._archived(keys)
+        for item, key, sha in zip(items, keys, shas, strict=True):
+            if self._duplicate(key, sha, archived) is None:
+                assert item.data is not None
+                self._add(item, None, key, sha)
+
+    def _add_stream(self, item: Item) -> None:
         try:
             stream = item.open()
         except OSError as e:
             raise BadInput(f"cannot read {item.filename or 'input'}: {e.strerror or e}") from e
         with stream:
             try:
-                return self._add(item, stream)
+                key = self.vault.source_key(item.source, item.source_id or item.filename)
+                head = stream.read(SMALL + 1)
+                if len(head) <= SMALL:
+                    sha = hashlib.sha256(head).hexdigest()
+                    if self._duplicate(key, sha, self._archived([key])) is None:
+                        self._add(item, None, key, sha, head)
+                else:
+                    self._add(item, stream, key, "", head)
             except OSError as e:
                 raise BadInput(f"error reading {item.filename or 'input'}: {e}") from e
 
-    def _add(self, item: Item, stream: BinaryIO | None) -> AppendResult | None:
+    def _add(
+        self,
+        item: Item,
+        stream: BinaryIO | None,
+        source_key: str,
+        digest: str,
+        head: bytes | None = None,
+    ) -> None:
+        """Append one record whose content is ``head`` (its SHA-256 is ``digest``), or
+        — with ``stream`` — ``head`` and the rest of the stream."""
         vault = self.vault
         now, start = vault.times()
         decision = vault.opts.policy.decide(item.record_class, item.source, start)
-        source_key = vault.source_key(item.source, item.source_id or item.filename)
         bucket = bucket_of(decision.retain_until)
-        head = item.data if stream is None else stream.read(SMALL + 1)
+        if head is None:
+            head = item.data
         assert head is not None
-        sha = hashlib.sha256()
         chunks: list[tuple[BlobRef, bytes]] = []
         prefix = bytearray()
-        if len(head) <= SMALL:
-            sha.update(head)
-            dup = self._duplicate(source_key, sha.hexdigest())
-            if dup is not None:
-                return dup
+        if stream is None:
             if head:
                 chunks.append(self._chunk_inline(head, bucket, decision.retain_until))
             size = len(head)
         else:
-            assert stream is not None
+            sha = hashlib.sha256()
             size = self._chunk_stream(
                 head, stream, bucket, decision.retain_until, sha, chunks, prefix
             )
-            dup = self._duplicate(source_key, sha.hexdigest())
-            if dup is not None:
-                return dup
-        digest = sha.hexdigest()
+            digest = sha.hexdigest()
+            # chunks already stored stay (immutable); a re-delivery adds no record
+            if self._duplicate(source_key, digest, self._archived([source_key])) is not None:
+                return
         record_id = new_id(now)
         # chunks reused from packs that would expire too early get their retention extended
         for ref, _ in chunks:
@@ -344,15 +392,37 @@ class Appender:
         )
         self._by_content[(source_key, digest)] = result
         self._bytes += size
-        return None
 
-    def _duplicate(self, source_key: str, digest: str) -> AppendResult | None:
-        """The existing record with this source and content, if any (re-delivery)."""
-        hit = self._by_content.get((source_key, digest))
+    def _archived(self, keys: list[str]) -> dict[tuple[str, str], AppendResult]:
+        """Records in the catalog from these sources (by source key), oldest first."""
+        found: dict[tuple[str, str], AppendResult] = {}
+        db = self._reader()
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            for key, sha, rid, serial, size, until, rule in db.execute(
+                _DUP_SQL.format(",".join("?" * len(part))), part
+            ):
+                found.setdefault(
+                    (key, sha),
+                    AppendResult(rid, serial, sha, size, parse_time(until), rule, duplicate=True),
+                )
+        return found
+
+    def _duplicate(
+        self, source_key: str, digest: str, archived: dict[tuple[str, str], AppendResult]
+    ) -> AppendResult | None:
+        """The existing record with this source and content, if any (re-delivery): in
+        this batch (acknowledged with it at commit), or already durable (acknowledged
+        now)."""
+        k = (source_key, digest)
+        hit = self._by_content.get(k)
         if hit is not None:
-            # a duplicate within this batch: acknowledged with the original at commit
             self._batch_dups.append(hit.record)
-            return AppendResult(
+            return hit
+        hit = self._prev_records.get(k) or archived.get(k)
+        if hit is not None:
+            res = AppendResult(
                 hit.record,
                 hit.serial,
                 hit.sha256,
@@ -361,27 +431,15 @@ class Appender:
                 hit.rule,
                 duplicate=True,
             )
-        rid = self.vault.catalog.find_duplicate(source_key, digest)
-        if rid is None:
-            return None
-        rec = self.vault.catalog.record(rid)
-        assert rec is not None
-        res = AppendResult(
-            rid,
-            rec["serial"],
-            digest,
-            rec["size"],
-            parse_time(rec["retain_until"]),
-            rec["rule"],
-            duplicate=True,
-        )
-        if self.on_ack:
-            self.on_ack(res)
-        return res
+            if self.on_ack:
+                self.on_ack(res)
+            return res
+        return None
 
     def _known(self, cid: bytes, size: int = CDC_MIN) -> BlobRef | None:
-        """A chunk already stored: in this batch, or (unless tiny) in the catalog."""
-        ref = self._new_chunks.get(cid)
+        """A chunk already stored: in this or the last batch, or (unless tiny) in the
+        catalog."""
+        ref = self._new_chunks.get(cid) or self._prev_chunks.get(cid)
         if ref is not None or size < DEDUP_MIN:
             # tiny chunks are deduplicated within a batch only: a catalog lookup per chat
             # message costs more than the few hundred bytes it could save
@@ -460,16 +518,20 @@ class Appender:
             return cid, known, None
         return cid, None, w.seal_blob(cid, encode_blob(data))
 
-    def _lookup(self, cid: bytes) -> BlobRef | None:
-        """Catalog lookup on the calling thread's own read-only connection (the workers
-        call it too; WAL lets readers run beside the writer)."""
+    def _reader(self) -> sqlite3.Connection:
+        """The calling thread's own read-only catalog connection (the workers look up
+        chunks too). WAL lets readers run beside the writer, and they do not wait for
+        its background commit: what that adds is still in ``_prev_*``."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             path = self.vault.catalog.path
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             self._local.db = db
             self._readers.append(db)
-        row = db.execute(CHUNK_SQL, (cid,)).fetchone()
+        return db
+
+    def _lookup(self, cid: bytes) -> BlobRef | None:
+        row = self._reader().execute(CHUNK_SQL, (cid,)).fetchone()
         return None if row is None else BlobRef(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
     def _store_closed(self, busy: set[int] | None = None) -> None:
@@ -487,6 +549,7 @@ class Appender:
     def commit(self) -> list[AppendResult]:
         """Store open packs, extend reused packs, write entries; acknowledge the batch."""
         vault = self.vault
+        self._add_small()
         if not self._records and not self._flushed and not self._writers and not self._closing:
             return []
         for w in [*self._closing, *self._writers.values()]:
@@ -509,12 +572,21 @@ class Appender:
             vault.append_entry(EntryType.OBJECT_PUT, put, stamp=first)
         results = []
         for p in self._records:
-            serial = vault.append_entry(EntryType.RECORD_APPEND, p.fields, stamp=p.at)
+            # fields built in _add from known types: ids, hex, ints, times, labels
+            serial = vault.append_entry(
+                EntryType.RECORD_APPEND, p.fields, stamp=p.at, checked=False
+            )
             r = p.result
             results.append(AppendResult(r.record, serial, r.sha256, r.size, r.retain_until, r.rule))
-        vault.commit()
+        vault.commit(background=True)
         by_id = {r.record: r for r in results}
         dups = [by_id[rid] for rid in self._batch_dups]
+        self._prev_records = {
+            (str(p.fields["source_key"]), r.sha256): r
+            for p, r in zip(self._records, results, strict=True)
+        }
+        self._prev_chunks = self._new_chunks
+        self._prev_until = {**self._stored_until, **self._extend}
         if vault.indexer.newly_held:
             held = sorted({rid for _, rid in vault.indexer.newly_held})
             vault.indexer.newly_held.clear()

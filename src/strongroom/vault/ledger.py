@@ -289,9 +289,9 @@ class Ledger:
                 writes.append((tile_path(level, count // WIDTH, len(edge)), b"".join(edge)))
         until = self._retain_until()
         # entries first (they are the ledger), then the derived tiles
-        writes.sort(key=lambda w: not w[0].startswith("tile/entries/"))
-        for name, data in writes:
-            self.store.put(name, data, retain_until=until)
+        bundles = [w for w in writes if w[0].startswith("tile/entries/")]
+        self.store.put_many(bundles, retain_until=until)
+        self.store.put_many([w for w in writes if w not in bundles], retain_until=until)
         self.size, self._entry_edge, self._edges = new, entry_edge, edges
         self._pending.clear()
         return self._write_checkpoint(signer)

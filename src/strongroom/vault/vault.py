@@ -399,7 +399,12 @@ class Vault:
     # --- ledger -------------------------------------------------------------------------
 
     def append_entry(
-        self, type_: EntryType, fields: Mapping[str, Any], stamp: datetime | None = None
+        self,
+        type_: EntryType,
+        fields: Mapping[str, Any],
+        stamp: datetime | None = None,
+        *,
+        checked: bool = True,
     ) -> int:
         if self._stale:
             self._reload_ledger()
@@ -408,7 +413,7 @@ class Vault:
             t = self._last_time
         self._last_time = t
         try:
-            data = encode_entry(type_, t, self.opts.actor, fields)
+            data = encode_entry(type_, t, self.opts.actor, fields, checked=checked)
         except ValueError as e:
             raise BadInput(f"cannot record {type_}: {e}") from e
         serial = self.ledger.add(data)
@@ -423,8 +428,11 @@ class Vault:
         self._pending_entries.clear()
         self.loader.forget()
 
-    def commit(self) -> bytes | None:
-        """Make queued entries durable, sign a checkpoint, index them. Group commit."""
+    def commit(self, *, background: bool = False) -> bytes | None:
+        """Make queued entries durable, sign a checkpoint, index them. Group commit.
+
+        ``background`` lets the catalog finish its bulk inserts on its helper thread
+        (the entries are durable either way; the catalog is derived from them)."""
         if not self.ledger.pending:
             return None
         if self.clk.dirty:
@@ -445,7 +453,8 @@ class Vault:
             self.catch_up()
         done = self.catalog.indexed
         self.indexer.apply_all(
-            (start + i, entry) for i, entry in enumerate(pending) if start + i >= done
+            ((start + i, entry) for i, entry in enumerate(pending) if start + i >= done),
+            background=background,
         )
         self.loader.forget()
         return note
