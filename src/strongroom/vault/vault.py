@@ -315,13 +315,21 @@ class Vault:
         return self.ledger.size - start
 
     def close(self) -> None:
-        if self.ledger.pending:
-            self.commit()
-        self.catalog.close()
-        self.store.close()
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        """Commit what is queued, then release everything — also when that fails (the
+        error, e.g. a full disk, is raised after the writer lock is released)."""
+        try:
+            if self.ledger.pending:
+                self.commit()
+        finally:
+            try:
+                self.catalog.close()  # raises a failed background commit's error
+            finally:
+                try:
+                    self.store.close()
+                finally:
+                    if self._lock_fd >= 0:
+                        os.close(self._lock_fd)
+                        self._lock_fd = -1
 
     def __enter__(self) -> Vault:
         return self
