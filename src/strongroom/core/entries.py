@@ -93,6 +93,52 @@ def encode_entry(
     return data
 
 
+_esc = json.encoder.encode_basestring  # the C function; JCS escaping
+
+
+class RecordEncoder:
+    """Canonical bytes of ``record.append`` entries of one content chunk (or none) in
+    one pack, for records that share actor, class, rule, retain-until and flags.
+
+    Chat-sized records are appended by the thousand; the general encoder costs about
+    6 µs an entry, this one under 1 µs. It fills a template whose keys are already in
+    JCS order; every string that does not come from a fixed alphabet (hex, base64, ids,
+    times, object names) is escaped by the same C function ``json`` uses.
+    ``tests/test_canonical.py`` checks it against :func:`encode_entry` with hypothesis.
+    """
+
+    def __init__(
+        self, actor: str, record_class: str, rule: str, retain_until: str, flags: list[str]
+    ) -> None:
+        self._head = (
+            f'{{"actor":{_esc(actor)},"class":{_esc(record_class)},'
+            f'"flags":{canonical_json(sorted(flags)).decode()},"manifest":'
+        )
+        self._middle = f'"retain_until":{_esc(retain_until)},"rule":{_esc(rule)},'
+
+    def encode(self, time: str, f: Mapping[str, Any]) -> bytes:
+        """``f`` holds record, sha256, size, source_key, sealed and the inline manifest
+        (as :class:`~strongroom.vault.ingest.Appender` builds them)."""
+        m = f["manifest"]
+        if m["chunks"]:
+            ((pi, off, length, plain, cid),) = m["chunks"]
+            (pack,) = m["packs"]
+            manifest = (
+                f'{{"chunks":[[{pi:d},{off:d},{length:d},{plain:d},"{cid}"]],'
+                f'"packs":["{pack}"]}},"packs":["{pack}"],'
+            )
+        else:
+            manifest = '{"chunks":[],"packs":[]},"packs":[],'
+        data = (
+            f'{self._head}{manifest}"record":"{f["record"]}",{self._middle}'
+            f'"sealed":"{f["sealed"]}","sha256":"{f["sha256"]}","size":{f["size"]:d},'
+            f'"source_key":"{f["source_key"]}","time":"{time}","type":"record.append","v":1}}'
+        ).encode()
+        if len(data) > MAX_ENTRY_BYTES:
+            raise ValueError(f"ledger entry of {len(data)} bytes exceeds {MAX_ENTRY_BYTES}")
+        return data
+
+
 def decode_entry(data: bytes) -> Entry:
     """Parse and validate an entry; refuses non-canonical or unknown-version input."""
     try:

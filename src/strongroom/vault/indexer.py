@@ -133,6 +133,23 @@ _INSERT_FTS = "INSERT INTO fts(rowid, body, subject, participants) VALUES(?, ?, 
 _INSERT_RECORD_PACK = "INSERT OR IGNORE INTO record_packs(record_id, pack) VALUES(?, ?)"
 
 
+# entries that neither read nor change the tables record appends queue rows for
+# (records, participants, fts, record_packs): those rows need not be written first
+_KEEP_QUEUED = frozenset(
+    {
+        EntryType.RECORD_APPEND,
+        EntryType.OBJECT_PUT,
+        EntryType.OBJECT_EXTEND,
+        EntryType.OBJECT_HOLD,
+        EntryType.LEDGER_EXTEND,
+        EntryType.ACCESS,
+        EntryType.DENIED,
+        EntryType.VERIFY,
+        EntryType.CLOCK,
+        EntryType.KEY_ROTATE,
+        EntryType.REINDEX,
+    }
+)
 _SET_META = "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"
 
 
@@ -154,7 +171,7 @@ class Indexer:
     def apply(self, serial: int, e: Entry) -> None:
         db = self.catalog.db
         t = e.type
-        if t is not EntryType.RECORD_APPEND:
+        if t not in _KEEP_QUEUED:
             self.flush()
         if t is EntryType.HOLD_PLACE or t is EntryType.HOLD_RELEASE:
             self._query_holds = None

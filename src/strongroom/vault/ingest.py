@@ -32,10 +32,10 @@ from pyfastcdc import FastCDC
 
 from strongroom.catalog import CHUNK_SQL
 from strongroom.core.canonical import canonical_json
-from strongroom.core.entries import EntryType
+from strongroom.core.entries import EntryType, RecordEncoder
 from strongroom.core.extract import MAX_TEXT
 from strongroom.core.ids import new_id
-from strongroom.core.retention import format_time, parse_time
+from strongroom.core.retention import Decision, format_time, parse_time
 from strongroom.errors import BadInput
 from strongroom.store.base import RetentionMode
 from strongroom.vault.lifecycle import hold_packs_of
@@ -100,6 +100,7 @@ class _Pending:
     result: AppendResult
     at: datetime
     fields: dict[str, object] = field(default_factory=dict)
+    encoder: RecordEncoder | None = None  # the fast encoder, for one-chunk records
 
 
 _VALID_CLASS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -140,6 +141,7 @@ class Appender:
         self._prev_chunks: dict[bytes, BlobRef] = {}
         self._prev_until: dict[str, datetime] = {}
         self._reset()
+        vault.catalog.wait()  # from here on, the read-only connections miss only _prev_*
 
     def _reset(self) -> None:
         self._writers: dict[str, PackWriter] = {}
@@ -156,6 +158,7 @@ class Appender:
         self._stored_until: dict[str, datetime] = {}
         self._small: list[Item] = []
         self._small_bytes = 0
+        self._encoders: dict[tuple[str, str, str, tuple[str, ...]], RecordEncoder] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -230,9 +233,11 @@ class Appender:
             return self._stored_until[pack]
         if pack in self._prev_until:
             return self._prev_until[pack]
-        row = self._reader().execute(
-            "SELECT retain_until FROM packs WHERE name=?", (pack,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT retain_until FROM packs WHERE name=?", (pack,))
+            .fetchone()
+        )
         return None if row is None else parse_time(row[0])
 
     # --- appending ----------------------------------------------------------------------
@@ -267,10 +272,16 @@ class Appender:
         keys = [vault.source_key(it.source, it.source_id or it.filename) for it in items]
         shas = [hashlib.sha256(it.data or b"").hexdigest() for it in items]
         archived = self._archived(keys)
+        # one reading of the clock and one retention decision per class and source for
+        # the group: they were all received within this moment
+        now, start = vault.times()
+        decided: dict[tuple[str, str], _Decided] = {}
         for item, key, sha in zip(items, keys, shas, strict=True):
             if self._duplicate(key, sha, archived) is None:
-                assert item.data is not None
-                self._add(item, None, key, sha)
+                d = decided.get((item.record_class, item.source))
+                if d is None:
+                    d = decided[item.record_class, item.source] = self._decide(item, start)
+                self._add(item, None, key, sha, item.data, now, d)
 
     def _add_stream(self, item: Item) -> None:
         try:
@@ -290,22 +301,27 @@ class Appender:
             except OSError as e:
                 raise BadInput(f"error reading {item.filename or 'input'}: {e}") from e
 
+    def _decide(self, item: Item, start: datetime) -> _Decided:
+        d = self.vault.opts.policy.decide(item.record_class, item.source, start)
+        return d, bucket_of(d.retain_until), format_time(d.retain_until)
+
     def _add(
         self,
         item: Item,
         stream: BinaryIO | None,
         source_key: str,
         digest: str,
-        head: bytes | None = None,
+        head: bytes | None,
+        now: datetime | None = None,
+        decided: _Decided | None = None,
     ) -> None:
         """Append one record whose content is ``head`` (its SHA-256 is ``digest``), or
         — with ``stream`` — ``head`` and the rest of the stream."""
         vault = self.vault
-        now, start = vault.times()
-        decision = vault.opts.policy.decide(item.record_class, item.source, start)
-        bucket = bucket_of(decision.retain_until)
-        if head is None:
-            head = item.data
+        if now is None or decided is None:
+            now, start = vault.times()
+            decided = self._decide(item, start)
+        decision, bucket, until_text = decided
         assert head is not None
         chunks: list[tuple[BlobRef, bytes]] = []
         prefix = bytearray()
@@ -371,6 +387,12 @@ class Appender:
         details = {"source": item.source, "source_id": item.source_id, "filename": item.filename}
         sealed = vault.seal_details(details, record_id.encode())
         vault.loader.live_details[record_id] = details
+        encoder = None
+        if len(chunks) <= 1:
+            ek = (item.record_class, decision.rule, until_text, item.flags)
+            encoder = self._encoders.get(ek)
+            if encoder is None:
+                encoder = self._encoders[ek] = RecordEncoder(vault.opts.actor, *ek[:3], list(ek[3]))
         self._records.append(
             _Pending(
                 result,
@@ -380,7 +402,7 @@ class Appender:
                     "class": item.record_class,
                     "sha256": digest,
                     "size": size,
-                    "retain_until": format_time(decision.retain_until),
+                    "retain_until": until_text,
                     "rule": decision.rule,
                     "source_key": source_key,
                     "manifest": manifest_field,
@@ -388,6 +410,7 @@ class Appender:
                     "flags": sorted(item.flags),
                     "sealed": sealed,
                 },
+                encoder,
             )
         )
         self._by_content[(source_key, digest)] = result
@@ -574,7 +597,7 @@ class Appender:
         for p in self._records:
             # fields built in _add from known types: ids, hex, ints, times, labels
             serial = vault.append_entry(
-                EntryType.RECORD_APPEND, p.fields, stamp=p.at, checked=False
+                EntryType.RECORD_APPEND, p.fields, stamp=p.at, checked=False, encoder=p.encoder
             )
             r = p.result
             results.append(AppendResult(r.record, serial, r.sha256, r.size, r.retain_until, r.rule))
@@ -606,6 +629,7 @@ class Appender:
 
 
 _Prepared = tuple[bytes, "BlobRef | None", "bytes | None"]  # (chunk id, known ref, sealed)
+_Decided = tuple["Decision", str, str]  # (decision, pack bucket, retain-until as text)
 
 
 class _OrderedHasher:

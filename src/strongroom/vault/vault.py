@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from strongroom.catalog import Catalog
 from strongroom.core.canonical import canonical_json
 from strongroom.core.checkpoint import open_note, parse_vkey, vkey
-from strongroom.core.entries import Entry, EntryType, decode_entry, encode_entry
+from strongroom.core.entries import Entry, EntryType, RecordEncoder, decode_entry, encode_entry
 from strongroom.core.retention import (
     ClockReading,
     format_time,
@@ -121,6 +121,7 @@ class Vault:
         self._horizon: datetime | None = store.head(CONFIG_NAME).retain_until
         self._stale = False  # a commit failed: reload the ledger before the next write
         self._last_time: datetime | None = None
+        self._time_text: tuple[datetime | None, str] = (None, "")  # the last one formatted
         _, _, pub = parse_vkey(config.public_key)
         self.ledger = Ledger(store, config.origin, pub, self.ledger_retain_until)
         if opts.fresh_catalog:
@@ -413,6 +414,7 @@ class Vault:
         stamp: datetime | None = None,
         *,
         checked: bool = True,
+        encoder: RecordEncoder | None = None,
     ) -> int:
         if self._stale:
             self._reload_ledger()
@@ -421,7 +423,12 @@ class Vault:
             t = self._last_time
         self._last_time = t
         try:
-            data = encode_entry(type_, t, self.opts.actor, fields, checked=checked)
+            if encoder is not None:
+                if t != self._time_text[0]:
+                    self._time_text = (t, format_time(t))
+                data = encoder.encode(self._time_text[1], fields)
+            else:
+                data = encode_entry(type_, t, self.opts.actor, fields, checked=checked)
         except ValueError as e:
             raise BadInput(f"cannot record {type_}: {e}") from e
         serial = self.ledger.add(data)
