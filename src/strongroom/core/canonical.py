@@ -24,6 +24,12 @@ _encoder = json.JSONEncoder(
 )
 
 
+#: a JSON string literal for ``str`` exactly as :func:`canonical_json` writes it (the C
+#: function ``json`` itself uses); raises nothing, so encode the result to find lone
+#: surrogates
+json_string = json.encoder.encode_basestring
+
+
 def _check(value: Any) -> None:
     """Reject anything outside the profile; iterative, dispatching on exact types."""
     stack = [value]

@@ -21,7 +21,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from strongroom.core.canonical import canonical_json
+from strongroom.core.canonical import canonical_json, json_string
 from strongroom.core.retention import format_time, parse_time
 from strongroom.errors import BadInput
 
@@ -93,9 +93,6 @@ def encode_entry(
     return data
 
 
-_esc = json.encoder.encode_basestring  # the C function; JCS escaping
-
-
 class RecordEncoder:
     """Canonical bytes of ``record.append`` entries of one content chunk (or none) in
     one pack, for records that share actor, class, rule, retain-until and flags.
@@ -111,10 +108,10 @@ class RecordEncoder:
         self, actor: str, record_class: str, rule: str, retain_until: str, flags: list[str]
     ) -> None:
         self._head = (
-            f'{{"actor":{_esc(actor)},"class":{_esc(record_class)},'
+            f'{{"actor":{json_string(actor)},"class":{json_string(record_class)},'
             f'"flags":{canonical_json(sorted(flags)).decode()},"manifest":'
         )
-        self._middle = f'"retain_until":{_esc(retain_until)},"rule":{_esc(rule)},'
+        self._middle = f'"retain_until":{json_string(retain_until)},"rule":{json_string(rule)},'
 
     def encode(self, time: str, f: Mapping[str, Any]) -> bytes:
         """``f`` holds record, sha256, size, source_key, sealed and the inline manifest

@@ -69,17 +69,26 @@ def _chat(content: bytes, filename: str, truncated: bool) -> Extracted:
         return Extracted(text or "", filename, (), ("unparsed",), f"not valid JSON: {e}")
     if not isinstance(obj, dict):  # (json.loads bounds nesting: RecursionError above)
         return Extracted(text or "", filename, (), ("unparsed",), "not a JSON object")
-    body = next((_field(obj[k]) for k in _BODY_KEYS if k in obj), "")
-    subject = next((_field(obj[k]) for k in _SUBJECT_KEYS if k in obj), "")
+    body = subject = ""
+    for k in _BODY_KEYS:
+        if k in obj:
+            body = _field(obj[k])
+            break
+    for k in _SUBJECT_KEYS:
+        if k in obj:
+            subject = _field(obj[k])
+            break
     people: list[tuple[str, str]] = []
     for k in _FROM_KEYS:
-        if k in obj and _field(obj[k]):
-            people.append(("from", _field(obj[k])))
+        if k in obj and (who := _field(obj[k])):
+            people.append(("from", who))
             break
     for k in _TO_KEYS:
         v = obj.get(k)
-        items = v if isinstance(v, list) else [v] if v is not None else []
-        people.extend(("to", _field(x)) for x in items[:MAX_PARTICIPANTS] if _field(x))
+        if v is not None:
+            for x in v[:MAX_PARTICIPANTS] if isinstance(v, list) else (v,):
+                if to := _field(x):
+                    people.append(("to", to))
     flags: tuple[str, ...] = () if body else ("no-text",)
     return Extracted(body, subject, tuple(people[:MAX_PARTICIPANTS]), flags)
 

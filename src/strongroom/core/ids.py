@@ -13,7 +13,7 @@ from datetime import datetime
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)  # 10 bits -> 2 digits
-_head: list[tuple[int, str]] = [(-1, "")]  # the last millisecond and its digits
+_head: list[tuple[datetime | None, str]] = [(None, "")]  # the last time and its digits
 
 
 def _base32(n: int, digits: int) -> str:
@@ -22,8 +22,19 @@ def _base32(n: int, digits: int) -> str:
 
 
 def new_id(now: datetime) -> str:
-    ms = int(now.timestamp() * 1000)
     last = _head[0]
-    if last[0] != ms:
-        last = _head[0] = (ms, _base32(ms, 10))
-    return last[1] + _base32(int.from_bytes(os.urandom(10)), 16)
+    if last[0] != now:
+        last = _head[0] = (now, _base32(int(now.timestamp() * 1000), 10))
+    n = int.from_bytes(os.urandom(10))
+    p = _PAIRS
+    return (
+        last[1]
+        + p[n >> 70]
+        + p[(n >> 60) & 1023]
+        + p[(n >> 50) & 1023]
+        + p[(n >> 40) & 1023]
+        + p[(n >> 30) & 1023]
+        + p[(n >> 20) & 1023]
+        + p[(n >> 10) & 1023]
+        + p[n & 1023]
+    )

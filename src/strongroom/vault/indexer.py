@@ -13,6 +13,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from strongroom.catalog import Catalog, Query
@@ -167,6 +168,7 @@ class Indexer:
         self.newly_held: list[tuple[str, str]] = []  # (hold id, record id) for the live path
         self._buf: dict[str, list[tuple[Any, ...]]] = {}
         self._query_holds: list[tuple[str, Query]] | None = None
+        self._last_time: tuple[datetime | None, str] = (None, "")
 
     def apply(self, serial: int, e: Entry) -> None:
         db = self.catalog.db
@@ -249,33 +251,43 @@ class Indexer:
         )
 
     def _record_append(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
-        rid = e["record"]
-        details = self.loader.details(rid, e["sealed"])
-        packs = set(e["packs"])
-        try:
-            m = self.loader.manifest(rid, e["manifest"], e["size"], e["sha256"])
-            packs.update(m["packs"])
-            content, truncated = self.loader.content_prefix(rid, m)
-            x = extract(e["class"], details.get("filename", ""), content, truncated)
-        except NotFound:
-            # content disposed of later (reindex), or missing (verify reports it)
-            x = Extracted("", details.get("filename", ""), (), ("content-unavailable",))
-        flags = sorted(set(x.flags) | set(e.get("flags", [])))
+        f = e.fields
+        rid = f["record"]
+        details = self.loader.details(rid, f["sealed"])
+        live = self.loader.live_content.get(rid)
+        if live is not None and "chunks" in f["manifest"]:
+            # just appended, chunk list inline: its packs are the entry's, content in hand
+            packs = f["packs"]
+            x = extract(
+                f["class"], details.get("filename", ""), live[:MAX_TEXT], len(live) > MAX_TEXT
+            )
+        else:
+            pack_set = set(f["packs"])
+            try:
+                m = self.loader.manifest(rid, f["manifest"], f["size"], f["sha256"])
+                pack_set.update(m["packs"])
+                content, truncated = self.loader.content_prefix(rid, m)
+                x = extract(f["class"], details.get("filename", ""), content, truncated)
+            except NotFound:
+                # content disposed of later (reindex), or missing (verify reports it)
+                x = Extracted("", details.get("filename", ""), (), ("content-unavailable",))
+            packs = sorted(pack_set)
+        flags = sorted({*x.flags, *f.get("flags", ())}) if x.flags or f.get("flags") else ()
         self._queue(
             _INSERT_RECORD,
             (
                 serial,
                 rid,
                 serial,
-                e["class"],
+                f["class"],
                 details.get("source", ""),
                 details.get("source_id", ""),
-                e["source_key"],
-                e["sha256"],
-                e["size"],
-                format_time(e.time),
-                e["retain_until"],
-                e["rule"],
+                f["source_key"],
+                f["sha256"],
+                f["size"],
+                self._time_text(e.time),
+                f["retain_until"],
+                f["rule"],
                 details.get("filename", ""),
                 ",".join(flags),
                 e.actor,
@@ -287,7 +299,7 @@ class Indexer:
         self._queue(
             _INSERT_FTS, (serial, x.body, x.subject, " ".join(a for _, a in x.participants))
         )
-        for p in sorted(packs):
+        for p in packs:
             self._queue(_INSERT_RECORD_PACK, (rid, p))
         holds = self._active_query_holds()
         if holds:
@@ -299,6 +311,11 @@ class Indexer:
                         (hold_id, rid),
                     )
                     self.newly_held.append((hold_id, rid))
+
+    def _time_text(self, t: datetime) -> str:
+        if t != self._last_time[0]:  # records of one group share their time
+            self._last_time = (t, format_time(t))
+        return self._last_time[1]
 
     def _queue(self, sql: str, row: tuple[Any, ...]) -> None:
         self._buf.setdefault(sql, []).append(row)

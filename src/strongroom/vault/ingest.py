@@ -385,7 +385,7 @@ class Appender:
         )
         result = AppendResult(record_id, -1, digest, size, decision.retain_until, decision.rule)
         details = {"source": item.source, "source_id": item.source_id, "filename": item.filename}
-        sealed = vault.seal_details(details, record_id.encode())
+        sealed = vault.seal_record_details(item.source, item.source_id, item.filename, record_id)
         vault.loader.live_details[record_id] = details
         encoder = None
         if len(chunks) <= 1:

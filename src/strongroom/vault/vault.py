@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from strongroom.catalog import Catalog
-from strongroom.core.canonical import canonical_json
+from strongroom.core.canonical import canonical_json, json_string
 from strongroom.core.checkpoint import open_note, parse_vkey, vkey
 from strongroom.core.entries import Entry, EntryType, RecordEncoder, decode_entry, encode_entry
 from strongroom.core.retention import (
@@ -558,6 +558,16 @@ class Vault:
             kind="entry",
             context=context,
         )
+        return base64.b64encode(env).decode()
+
+    def seal_record_details(self, source: str, source_id: str, filename: str, record: str) -> str:
+        """:meth:`seal_details` of a record's source, source id and file name (the
+        append hot path: the canonical JSON of these three strings, built directly)."""
+        plain = (
+            f'{{"filename":{json_string(filename)},"source":{json_string(source)},'
+            f'"source_id":{json_string(source_id)}}}'
+        )
+        env = seal(self.keyring.current, plain.encode(), kind="entry", context=record.encode())
         return base64.b64encode(env).decode()
 
     def open_details(self, sealed: str, context: bytes) -> dict[str, Any]:
