@@ -450,8 +450,20 @@ def test_chunk_ids_keyed_and_stable_across_rotation(
     other = derive_master_key("another vault", test_params).chunk_hasher()
     assert other.chunk_id(data) != cid
     import hashlib
+    import hmac
 
     assert cid != hashlib.sha256(data).digest()
+    # it is plain HMAC-SHA256 (docs/formats), whatever the size and from any thread
+    key = master.derive(b"strongroom chunk-id v1")
+    for d in (b"", b"x", data, data * 100):
+        assert h.chunk_id(d) == hmac.digest(key, d, "sha256")
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [bytes([i]) * (i * 997) for i in range(64)]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(h.chunk_id, inputs)) == [
+            hmac.digest(key, d, "sha256") for d in inputs
+        ]
 
 
 # ------------------------------------------------------------------ signing

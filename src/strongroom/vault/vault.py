@@ -40,6 +40,8 @@ from strongroom.crypto import (
     Keyring,
     MasterKey,
     generate_signing_key,
+    hmac_sha256,
+    keyed_hmac,
     open_envelope,
     seal,
     unwrap_data_key,
@@ -112,7 +114,7 @@ class Vault:
         self.opts = opts
         self._lock_fd = lock_fd
         self.hasher: ChunkHasher = master.chunk_hasher()
-        self._source_key = master.derive(b"strongroom source-key v1")
+        self._source_key = keyed_hmac(master.derive(b"strongroom source-key v1"))
         self._query_key = master.derive(b"strongroom query-key v1")
         self.clk = ComplianceClock(state / "clock.json", opts.now)
         self._pending_entries: list[Entry] = []
@@ -584,7 +586,7 @@ class Vault:
 
     def source_key(self, source: str, source_id: str) -> str:
         msg = source.encode() + b"\0" + source_id.encode()
-        return hmac.digest(self._source_key, msg, "sha256").hex()
+        return hmac_sha256(self._source_key, msg).hex()
 
     # --- keys and mode ------------------------------------------------------------------
 
