@@ -174,7 +174,10 @@ def _bulk_sql(sql: str) -> str | None:
     return f"{m.group(1)} SELECT {cols} FROM json_each(?)"  # noqa: S608 (our own SQL)
 
 
-def _write_rows(db: sqlite3.Connection, rows: Mapping[str, list[tuple[Any, ...]]]) -> None:
+Rows = dict[str, list[tuple[Any, ...]]]  # queued rows by INSERT statement, in order
+
+
+def _write_rows(db: sqlite3.Connection, rows: Rows) -> None:
     """Insert queued rows, table by table, in order. Values are str, int or None, which
     JSON carries exactly (SQLite's ``->>`` gives TEXT and INTEGER back)."""
     for sql, batch in rows.items():
@@ -364,6 +367,11 @@ class Indexer:
         """Apply entries in one catalog transaction. With ``background``, the queued bulk
         rows and the COMMIT are finished on the catalog's helper thread (see
         :meth:`Catalog.commit`); the next catalog access waits for them."""
+        self.finish(self.stage(entries), background=background)
+
+    def stage(self, entries: Iterable[tuple[int, Entry]]) -> Rows:
+        """First half of :meth:`apply_all`: open the transaction, apply the entries and
+        return the queued rows; then :meth:`finish` (or :meth:`cancel`)."""
         self._query_holds = None  # re-read: a background commit may have been rolled back
         try:
             self.catalog.begin()
@@ -375,12 +383,18 @@ class Indexer:
             if last >= 0:
                 rows.setdefault(_SET_META, []).append(("indexed", str(last + 1)))
         except BaseException:
-            # rolled back: forget buffered rows and cached holds with it
-            self.catalog.rollback()
-            self._buf = {}
-            self._query_holds = None
-            self.newly_held.clear()
+            self.cancel()
             raise
+        return rows
+
+    def cancel(self) -> None:
+        """Roll back: forget buffered rows and cached holds with it."""
+        self.catalog.rollback()
+        self._buf = {}
+        self._query_holds = None
+        self.newly_held.clear()
+
+    def finish(self, rows: Rows, *, background: bool) -> None:
         self.catalog.commit(lambda db: _write_rows(db, rows), background=background)
 
     def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:

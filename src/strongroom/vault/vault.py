@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -113,6 +114,7 @@ class Vault:
         self.state = state
         self.opts = opts
         self._lock_fd = lock_fd
+        self._ledger_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self.hasher: ChunkHasher = master.chunk_hasher()
         self._source_key = keyed_hmac(master.derive(b"strongroom source-key v1"))
         self._query_key = master.derive(b"strongroom query-key v1")
@@ -328,6 +330,7 @@ class Vault:
                 self.catalog.close()  # raises a failed background commit's error
             finally:
                 try:
+                    self._ledger_io.shutdown()
                     self.store.close()
                 finally:
                     if self._lock_fd >= 0:
@@ -457,22 +460,38 @@ class Vault:
         self._keep_infrastructure(self._pending_entries)
         start = self.ledger.size
         pending, self._pending_entries = self._pending_entries, []
+        if self.catalog.indexed < start:
+            self.catch_up()
+        rows = None
         try:
-            note = self.ledger.commit(self.signer)
+            if background:
+                # the ledger's writes (mostly fsyncs) run beside the indexing; the catalog
+                # commits only once the ledger has
+                job = self._ledger_io.submit(self.ledger.commit, self.signer)
+                try:
+                    rows = self.indexer.stage((start + i, e) for i, e in enumerate(pending))
+                finally:
+                    note = job.result()
+            else:
+                note = self.ledger.commit(self.signer)
         except BaseException:
+            if rows is not None:
+                self.indexer.cancel()
             self._stale = True
             with contextlib.suppress(StrongroomError, OSError):
                 self._reload_ledger()
             raise
         if note is not None:
-            write_atomic(self.state / "checkpoint", note)
-        if self.catalog.indexed < start:
-            self.catch_up()
-        done = self.catalog.indexed
-        self.indexer.apply_all(
-            ((start + i, entry) for i, entry in enumerate(pending) if start + i >= done),
-            background=background,
-        )
+            try:
+                write_atomic(self.state / "checkpoint", note)
+            except BaseException:
+                if rows is not None:  # the ledger holds the entries: catch_up indexes them
+                    self.indexer.cancel()
+                raise
+        if rows is not None:
+            self.indexer.finish(rows, background=True)
+        else:
+            self.indexer.apply_all((start + i, e) for i, e in enumerate(pending))
         self.loader.forget()
         return note
 
