@@ -72,6 +72,7 @@ class Ledger:
         self._edges: list[list[bytes]] = []  # per tile level: hashes of the partial tile
         self._pending: list[bytes] = []
         self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._last_bundle: tuple[int, list[bytes]] = (-1, [])  # see entry()
 
     # --- opening and recovery -----------------------------------------------------------
 
@@ -174,9 +175,18 @@ class Ledger:
             serial = top
 
     def entry(self, serial: int) -> bytes:
+        """One entry (reading a record). The last full bundle read here is kept: full
+        bundles are immutable, and reading records in order would otherwise decode the
+        same bundle for each of its 256 entries. (``entries``, which verify uses,
+        always reads the store.)"""
         if not 0 <= serial < self.size:
             raise NotFound(f"no ledger entry {serial}: the ledger has {self.size}")
-        return next(self.entries(serial, serial + 1))[1]
+        b = serial // WIDTH
+        if (b + 1) * WIDTH > self.size:
+            return next(self.entries(serial, serial + 1))[1]
+        if self._last_bundle[0] != b:
+            self._last_bundle = (b, self.bundle(b, WIDTH))
+        return self._last_bundle[1][serial - b * WIDTH]
 
     def read_tile(self, level: int, index: int, width: int) -> bytes:
         """A hash tile's bytes: from memory, the store, or computed from below."""
