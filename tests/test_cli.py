@@ -53,6 +53,7 @@ def test_ingest_get_round_trip_odd_names(cli: Cli, tmp_path: Path) -> None:
         "new\nline name.txt": b"line\n",
         "bin\xe9ary.dat".encode("latin-1").decode("latin-1"): os.urandom(70_000),
         " spaced  ": "ünïcødé ✓".encode(),
+        os.fsdecode(b"not-utf8-\xff\xfe.txt"): b"a name that is not UTF-8 (Linux allows it)",
     }
     paths = []
     for name, data in files.items():

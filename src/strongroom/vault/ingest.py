@@ -16,6 +16,7 @@ has made their packs, the ledger entries and a signed checkpoint durable.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import queue
@@ -104,6 +105,21 @@ class _Pending:
 
 
 _VALID_CLASS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def _utf8(text: str) -> str:
+    """``text`` as valid Unicode: a name read from a file system may hold bytes that are
+    not UTF-8 (they arrive as lone surrogates); those become ``\\xNN`` escapes, so the
+    metadata stays readable and distinct while the record's bytes are untouched."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def _printable_names(item: Item) -> Item:
+    return dataclasses.replace(item, source_id=_utf8(item.source_id), filename=_utf8(item.filename))
 
 
 def check_label(what: str, value: str) -> str:
@@ -246,6 +262,8 @@ class Appender:
         """Append one record. Its result — a new record, or the existing one when the
         same source delivers the same content again — goes to ``on_ack`` once durable
         (a re-delivery of an archived record: at once)."""
+        if not (item.source_id.isascii() and item.filename.isascii()):
+            item = _printable_names(item)
         if (item.record_class, item.source) not in self._labels_ok:
             check_label("class", item.record_class)
             check_label("source", item.source)
