@@ -521,8 +521,9 @@ def test_open_store_paths_and_file_urls(tmp_path: Path, clock: FakeClock) -> Non
 
 @pytest.mark.parametrize(
     ("url", "word"),
-    [("s3://bucket/x", "'s3'"), ("ftp://host/x", "'ftp'"), ("", "empty"),
-     ("file://otherhost/x", "otherhost")],
+    [("gs://bucket/x", "'gs'"), ("ftp://host/x", "'ftp'"), ("", "empty"),
+     ("file://otherhost/x", "otherhost"), ("s3://key:secret@bucket/x", "credentials"),
+     ("s3://bucket/x?color=red", "unknown parameters"), ("s3:///x", "s3://bucket")],
 )  # fmt: skip
 def test_open_store_rejects_unknown_urls(clock: FakeClock, url: str, word: str) -> None:
     with pytest.raises(BadInput, match=word):
