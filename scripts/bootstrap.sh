@@ -13,11 +13,15 @@ python_ok || need_apt+=(python3 python3-venv)
 if [ "${1:-}" = "--test" ]; then
     # the disk-full test mounts a small tmpfs (util-linux); git is used by the tests' tooling
     command -v mount >/dev/null 2>&1 || need_apt+=(mount)
+    # the S3 tests start a real single-node Ceph RADOS Gateway (tests/s3servers.py)
+    for bin in ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
+        command -v "$bin" >/dev/null 2>&1 || { need_apt+=(ceph-mon ceph-osd radosgw ceph-common); break; }
+    done
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 if [ ! -x .venv/bin/python ]; then
