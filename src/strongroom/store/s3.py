@@ -37,7 +37,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -102,6 +102,19 @@ def _ceil_second(dt: datetime) -> datetime:
     if dt.microsecond:
         dt = dt.replace(microsecond=0) + timedelta(seconds=1)
     return dt
+
+
+@dataclass(slots=True)
+class Inventory:
+    """The versions of one key (oldest is ours) and how many delete markers sit on it."""
+
+    versions: list[tuple[datetime, str]] = field(default_factory=list)
+    delete_markers: int = 0
+
+    @property
+    def original(self) -> str:
+        """The oldest version: the one Strongroom wrote (it never writes a key twice)."""
+        return min(self.versions)[1]
 
 
 class S3Store:
@@ -231,6 +244,35 @@ class S3Store:
             }
         out.sort(key=lambda v: (v["LastModified"], not v["DeleteMarker"]), reverse=True)
         return out
+
+    def inventory(self) -> dict[str, Inventory]:
+        """Every key under the prefix with its versions and delete markers, in one
+        paginated listing (for ``verify``); also remembers each key's original version,
+        so the reads that follow need no listing of their own."""
+        found: dict[str, Inventory] = {}
+        marker: dict[str, str] = {}
+        n = len(self.loc.prefix)
+        while True:
+            page = self._call(
+                "listing the versions in", None, self.s3.list_object_versions,
+                Prefix=self.loc.prefix, **marker,
+            )  # fmt: skip
+            for v in page.get("Versions", []):
+                inv = found.setdefault(v["Key"][n:], Inventory())
+                inv.versions.append((utc(v["LastModified"]), str(v["VersionId"])))
+            for v in page.get("DeleteMarkers", []):
+                found.setdefault(v["Key"][n:], Inventory()).delete_markers += 1
+            if not page.get("IsTruncated"):
+                break
+            marker = {
+                "KeyMarker": page["NextKeyMarker"],
+                "VersionIdMarker": page["NextVersionIdMarker"],
+            }
+        with self._mutex:
+            for name, inv in found.items():
+                if inv.versions and name not in self._versions:
+                    self._versions[name] = inv.original
+        return found
 
     def _version(self, name: str) -> str:
         """The version we read: the one we wrote, else the key's oldest real version."""

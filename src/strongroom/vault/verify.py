@@ -166,6 +166,8 @@ def verify(
     t0 = time.perf_counter()
     ledger_check, cp_check, trust_check = Check("ledger"), Check("checkpoints"), Check("trusted")
     obj_check, ret_check, cat_check = Check("objects"), Check("retention"), Check("catalog")
+    ver_check = Check("versions")
+    _check_versions(vault, ver_check)  # first: it also tells the store which versions to read
     folded, levels = _check_ledger(vault, ledger_check)
     _check_checkpoints(vault, levels, folded.size, cp_check)
     _check_trusted(vault, levels, folded.size, trusted_notes or [], trust_check)
@@ -184,7 +186,8 @@ def verify(
         "mode": folded.mode,
         "deep": deep,
     }
-    report = Report([ledger_check, cp_check, trust_check, obj_check, ret_check, cat_check], stats)
+    checks = [ledger_check, cp_check, trust_check, obj_check, ret_check, ver_check, cat_check]
+    report = Report(checks, stats)
     if record and vault.ledger.damaged is None:
         try:
             vault.append_entry(
@@ -199,6 +202,33 @@ def verify(
         except StrongroomError:
             vault.discard_pending()
     return report
+
+
+# --- versions -------------------------------------------------------------------------------
+
+
+def _check_versions(vault: Vault, check: Check) -> None:
+    """On a versioned store (S3 Object Lock): every object has exactly one version —
+    the one we wrote — and no delete marker. Anything else was added from outside the
+    vault; the locked original is still what is read (W-09)."""
+    inventory = getattr(vault.store, "inventory", None)
+    if inventory is None:
+        check.notes.append("the store keeps one copy per object name (no versions to check)")
+        return
+    for name, inv in sorted(inventory().items()):
+        if inv.delete_markers:
+            check.fail(
+                f"{name}: {inv.delete_markers} delete marker(s) were put on it from outside "
+                "the vault (the locked original is intact and still read); remove the "
+                "marker(s) by version id",
+                objects=[name],
+            )
+        if len(inv.versions) > 1:
+            check.fail(
+                f"{name}: {len(inv.versions) - 1} extra version(s) were written beside the "
+                "original from outside the vault (the original is still read)",
+                objects=[name],
+            )
 
 
 # --- ledger ---------------------------------------------------------------------------------
