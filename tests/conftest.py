@@ -139,4 +139,3 @@ def cli(tmp_path: Path) -> Cli:
     c = Cli(tmp_path / "vault", key, env)
     c("init")
     return c
-

@@ -46,9 +46,7 @@ class S3Target:
     def url(self, prefix: str = "", bucket: str | None = None) -> str:
         """A store URL; credentials go through the environment (:meth:`env`)."""
         b = bucket or self.bucket
-        return (
-            f"s3://{b}/{prefix}?endpoint={self.server.endpoint}&region={self.server.region}"
-        )
+        return f"s3://{b}/{prefix}?endpoint={self.server.endpoint}&region={self.server.region}"
 
     def env(self) -> dict[str, str]:
         return {

@@ -461,9 +461,7 @@ def test_chunk_ids_keyed_and_stable_across_rotation(
 
     inputs = [bytes([i]) * (i * 997) for i in range(64)]
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(h.chunk_id, inputs)) == [
-            hmac.digest(key, d, "sha256") for d in inputs
-        ]
+        assert list(pool.map(h.chunk_id, inputs)) == [hmac.digest(key, d, "sha256") for d in inputs]
 
 
 # ------------------------------------------------------------------ signing
