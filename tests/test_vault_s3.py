@@ -90,7 +90,7 @@ def test_cli_round_trip_and_outside_tampering_on_s3(s3: S3Target, tmp_path: Path
     assert _verify(c)["ok"] is True
 
     client = s3.client()
-    prefix = c.url.split("/", 3)[3].split("?")[0]
+    prefix = c.url.split("/", 3)[3].split("?")[0] + "/"
     versions = client.list_object_versions(Bucket=s3.bucket, Prefix=prefix + "packs/")
     packs = list(versions["Versions"])
     assert packs, "no pack objects on S3"

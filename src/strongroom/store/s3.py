@@ -34,6 +34,7 @@ they cannot end up in a log line or a vault config.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ _NOT_FOUND = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
 _AUTH = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"})
 PUT_THREADS = 8  # concurrent PUTs of one put_many (each is one HTTP request)
 _NEVER = datetime.min.replace(tzinfo=UTC)
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._/-]*")
 _WEAKEST = RetentionMode.GOVERNANCE
 
 
@@ -459,6 +461,8 @@ class S3Store:
     def list(self, prefix: str = "") -> Iterator[str]:
         """Names with at least one real version (a delete marker hides nothing from
         us), sorted."""
+        if not _NAME_CHARS.fullmatch(prefix):
+            return iter(())  # no valid name starts so (and some servers fail on such)
         full = self.loc.prefix + prefix
         names: set[str] = set()
         marker: dict[str, str] = {}
