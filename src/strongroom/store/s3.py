@@ -331,11 +331,15 @@ class S3Store:
     def _ensure(self, name: str, vid: str, want: LockState) -> LockState:
         """Read the lock back; set what is missing or short; fail if it still is."""
         got = self._state(name, vid)
+        fixed = False
         if got.retain_until < want.retain_until or _weaker(got.mode, want.mode):
             self._lock(name, vid, max(got.retain_until, want.retain_until), want.mode)
+            fixed = True
         if want.legal_hold and not got.legal_hold:
             self._hold(name, vid, True)
-        got = self._state(name, vid)
+            fixed = True
+        if fixed:
+            got = self._state(name, vid)
         if (
             got.retain_until < want.retain_until
             or _weaker(got.mode, want.mode)
