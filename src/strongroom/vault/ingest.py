@@ -147,7 +147,9 @@ class Appender:
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seal")
-        self._put_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-writer")
+        # two pack writers: an S3 PUT is mostly waiting, and two overlap (at most two
+        # finished packs are held in memory either way, see _store_pack)
+        self._put_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pack-writer")
         self._cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
