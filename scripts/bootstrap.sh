@@ -14,7 +14,7 @@ if [ "${1:-}" = "--test" ]; then
     # the disk-full test mounts a small tmpfs (util-linux); git is used by the tests' tooling
     command -v mount >/dev/null 2>&1 || need_apt+=(mount)
     # the S3 tests start a real single-node Ceph RADOS Gateway (tests/s3servers.py)
-    for bin in ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
+    for bin in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
         command -v "$bin" >/dev/null 2>&1 || { need_apt+=(ceph-mon ceph-osd radosgw ceph-common); break; }
     done
 fi
