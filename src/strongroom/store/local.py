@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import secrets
 import stat
@@ -56,6 +57,7 @@ from strongroom.errors import (
     DiskFull,
     NotFound,
     ObjectExists,
+    Refused,
     StorageError,
     StrongroomError,
 )
@@ -475,6 +477,38 @@ class LocalStore:
             for i, lock in published.items():
                 if i not in linked:
                     _unlink_quiet(lock)
+
+    def quarantine(self, name: str, expected_sha256: str) -> Path:
+        """Move a *damaged* object aside so that ``repair`` can create it again.
+
+        Only an object whose bytes do not hash to ``expected_sha256`` (the hash the
+        ledger or the healthy replica gives) moves; its bytes and lock file are kept,
+        read-only, under ``quarantine/<time>/`` as evidence — nothing is deleted, and a
+        healthy retained object can never be moved (``Refused``).
+        """
+        obj, lock = self._paths(name)
+        with self._writer():
+            try:
+                h = hashlib.sha256()
+                with obj.open("rb") as f:
+                    while chunk := f.read(_CHUNK):
+                        h.update(chunk)
+                if h.hexdigest() == expected_sha256:
+                    raise Refused(f"refusing to quarantine {name!r}: its content is intact")
+                stamp = utc(self._now()).strftime("%Y%m%dT%H%M%S%fZ")
+                dest = self.root / "quarantine" / stamp
+                (dest / "objects" / name).parent.mkdir(parents=True, exist_ok=True)
+                (dest / "locks" / name).parent.mkdir(parents=True, exist_ok=True)
+                obj.rename(dest / "objects" / name)
+                if lock.exists():
+                    lock.rename(dest / "locks" / f"{name}.json")
+                for d in (obj.parent, lock.parent, (dest / "objects" / name).parent, dest):
+                    _fsync_dir(d)
+            except FileNotFoundError as e:
+                raise NotFound(f"no object {name!r} in {self.url}") from e
+            except OSError as e:
+                raise _os_error(e, f"quarantining {name!r}") from e
+        return dest
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         """Read a byte range with a seek (never loads more than asked)."""
