@@ -31,10 +31,11 @@ from strongroom.catalog import Query
 from strongroom.core.entries import EntryType
 from strongroom.core.retention import Policy, format_time, load_policy, parse_time
 from strongroom.crypto import new_key_file_text
-from strongroom.errors import BadInput, DiskFull, StorageError, StrongroomError
+from strongroom.errors import BadInput, DiskFull, StorageError, StrongroomError, VerificationFailed
 from strongroom.store.base import RetentionMode
 from strongroom.vault import lifecycle, proofs
 from strongroom.vault.ingest import Appender, AppendResult, Item
+from strongroom.vault.repair import repair as repair_vault
 from strongroom.vault.vault import Options, Secret, Vault
 from strongroom.vault.verify import verify as run_verify
 
@@ -77,10 +78,15 @@ class Ctx:
     config: Path | None
     actor: str | None
     state_dir: Path | None
+    replica: str | None = None
+    replica_mode: str = "sync"
 
     def options(self) -> Options:
         opts = Options(
-            policy=load_policy(self.config) if self.config else Policy(), state_dir=self.state_dir
+            policy=load_policy(self.config) if self.config else Policy(),
+            state_dir=self.state_dir,
+            replica=self.replica,
+            replica_mode=self.replica_mode,
         )
         if self.actor:
             opts.actor = self.actor
@@ -135,8 +141,27 @@ def _global(
     state_dir: Annotated[
         Path | None, typer.Option("--state-dir", help="Local state (catalog, clock).")
     ] = None,
+    replica: Annotated[
+        str | None,
+        typer.Option(
+            "--replica",
+            envvar="STRONGROOM_REPLICA",
+            help="A second store (path or s3://bucket/prefix) holding a copy of every object.",
+        ),
+    ] = None,
+    replica_mode: Annotated[
+        str,
+        typer.Option(
+            "--replica-mode",
+            envvar="STRONGROOM_REPLICA_MODE",
+            help="sync: acknowledge once both copies are durable (default); async: the "
+            "replica catches up in the background.",
+        ),
+    ] = "sync",
 ) -> None:
-    ctx.obj = Ctx(vault, key_file, config, actor, state_dir)
+    if replica_mode not in ("sync", "async"):
+        raise BadInput(f"unknown replica mode {replica_mode!r}", "Use sync or async.")
+    ctx.obj = Ctx(vault, key_file, config, actor, state_dir, replica, replica_mode)
 
 
 def _emit(data: Any) -> None:
@@ -521,6 +546,41 @@ def reindex(ctx: typer.Context) -> None:
         v.append_entry(EntryType.REINDEX, {"entries": n})
         v.commit()
     out.print(f"catalog rebuilt from {n} ledger entries")
+
+
+@app.command()
+def repair(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+) -> None:
+    """Restore objects missing or damaged on the primary or the replica from the healthy
+    side (creates only; a damaged local copy is moved to quarantine/ first). Recorded
+    in the ledger. Exits 1 if something could not be restored."""
+    with _open(ctx) as v:
+        report = repair_vault(v)
+        if as_json:
+            _emit(
+                {
+                    "ok": report.ok,
+                    "restored": [
+                        {"object": d.name, "side": d.side, "problem": d.problem}
+                        for d in report.restored
+                    ],
+                    "left": [{"object": d.name, "why": why} for d, why in report.left],
+                }
+            )
+        else:
+            for d in report.restored:
+                out.print(f"restored {_plain(d.name)} on the {d.side} ({d.problem})")
+            for d, why in report.left:
+                out.print(f"NOT restored {_plain(d.name)}: {why}")
+            if report.ok:
+                out.print(f"{len(report.restored)} object(s) restored; both copies agree")
+    if not report.ok:
+        raise VerificationFailed(
+            f"{len(report.left)} object(s) could not be restored",
+            "Compare the copies with 'strongroom verify' and restore them by hand.",
+        )
 
 
 # --- policy, clock, keys, mode -----------------------------------------------------------------

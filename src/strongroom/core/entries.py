@@ -49,6 +49,7 @@ class EntryType(enum.StrEnum):
     VERIFY = "verify"
     LEDGER_EXTEND = "ledger.extend"  # keys, config and ledger objects retained longer
     REINDEX = "reindex"
+    REPAIR = "repair"  # a copy missing or damaged on one side was restored from the other
 
 
 @dataclass(frozen=True, slots=True)

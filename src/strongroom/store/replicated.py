@@ -41,6 +41,9 @@ class ReplicatedStore:
     def __repr__(self) -> str:
         return f"ReplicatedStore({self.primary!r}, {self.replica!r}, {self.mode!r})"
 
+    def sides(self) -> list[Store]:
+        return [self.primary, self.replica]
+
     # --- writes: both sides -------------------------------------------------------------
 
     def _both(self, replica: Future[object]) -> None:

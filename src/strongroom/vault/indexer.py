@@ -151,6 +151,7 @@ _KEEP_QUEUED = frozenset(
         EntryType.CLOCK,
         EntryType.KEY_ROTATE,
         EntryType.REINDEX,
+        EntryType.REPAIR,
     }
 )
 _SET_META = "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)"

@@ -62,6 +62,8 @@ class Options:
     state_dir: Path | None = None
     kdf_strength: str = "interactive"
     fresh_catalog: bool = False  # drop the catalog and rebuild it from store + ledger
+    replica: str | None = None  # a second store (URL) that every object is copied to
+    replica_mode: str = "sync"  # "sync": acknowledged once both copies are durable
 
 
 def local_root(url: str) -> Path | None:

@@ -61,6 +61,7 @@ from strongroom.errors import (
 )
 from strongroom.store import open_store
 from strongroom.store.base import RetentionMode, Store
+from strongroom.store.replicated import ReplicatedStore
 from strongroom.vault.clock import ComplianceClock
 from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, write_atomic
 from strongroom.vault.indexer import Indexer, Loader
@@ -88,6 +89,19 @@ def data_key_prefix(vault_id: str) -> str:
 
 _INIT_LEFTOVERS = {"store", "state", "writer.lock"}
 HORIZON_BLOCK = timedelta(days=365)
+
+
+def _open_stores(url: str, opts: Options) -> Store:
+    """The vault's store, paired with its replica when one is configured."""
+    store = open_store(store_url(url), opts.now)
+    if not opts.replica:
+        return store
+    try:
+        replica = open_store(opts.replica, opts.now)
+    except BaseException:
+        store.close()
+        raise
+    return ReplicatedStore(store, replica, opts.replica_mode)
 
 
 class Vault:
@@ -158,7 +172,7 @@ class Vault:
                 )
             # what is there was left by an init that was interrupted before vault.json
             # existed: no vault was ever created; its orphan key objects stay (retained)
-        store = open_store(store_url(url), opts.now)
+        store = _open_stores(url, opts)
         if store.exists(CONFIG_NAME):
             raise Refused(f"{url} already holds a vault", "Use it, or pick an empty location.")
         kdf = None
@@ -215,11 +229,17 @@ class Vault:
     def open(cls, url: str, secret: Secret, opts: Options | None = None) -> Vault:
         opts = opts or Options()
         root = local_root(url)
-        if root is not None and not (root / "store" / "objects" / CONFIG_NAME).exists():
+        # (with a replica, a primary that lost vault.json still opens: verify reports it
+        # and repair restores it)
+        if (
+            root is not None
+            and not opts.replica
+            and not (root / "store" / "objects" / CONFIG_NAME).exists()
+        ):
             if root.exists() and not root.is_dir():
                 raise VaultNotFound(f"{url} is not a directory")
             raise VaultNotFound(f"no vault at {url}")
-        store = open_store(store_url(url), opts.now)
+        store = _open_stores(url, opts)
         try:
             raw = store.get(CONFIG_NAME)
         except NotFound as e:

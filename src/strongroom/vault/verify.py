@@ -38,7 +38,8 @@ from strongroom.core.entries import Entry, EntryType, decode_entry
 from strongroom.core.retention import format_time, parse_time
 from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tiles_for_size
 from strongroom.errors import StrongroomError
-from strongroom.store.base import RetentionMode
+from strongroom.store.base import RetentionMode, Store
+from strongroom.store.replicated import ReplicatedStore
 from strongroom.vault.ledger import CHECKPOINT_PREFIX, HASH, WIDTH
 from strongroom.vault.packs import (
     BlobKind,
@@ -166,7 +167,7 @@ def verify(
     t0 = time.perf_counter()
     ledger_check, cp_check, trust_check = Check("ledger"), Check("checkpoints"), Check("trusted")
     obj_check, ret_check, cat_check = Check("objects"), Check("retention"), Check("catalog")
-    ver_check = Check("versions")
+    ver_check, rep_check = Check("versions"), Check("replica")
     _check_versions(vault, ver_check)  # first: it also tells the store which versions to read
     folded, levels = _check_ledger(vault, ledger_check)
     _check_checkpoints(vault, levels, folded.size, cp_check)
@@ -174,6 +175,7 @@ def verify(
     stored = _check_objects(vault, folded, obj_check, deep, progress)
     _check_retention(vault, folded, ret_check)
     _check_catalog(vault, folded, cat_check)
+    _check_replica(vault, folded, rep_check)
     elapsed = time.perf_counter() - t0
     stats = {
         "entries": folded.size,
@@ -186,7 +188,10 @@ def verify(
         "mode": folded.mode,
         "deep": deep,
     }
-    checks = [ledger_check, cp_check, trust_check, obj_check, ret_check, ver_check, cat_check]
+    checks = [
+        ledger_check, cp_check, trust_check, obj_check, ret_check, ver_check, rep_check,
+        cat_check,
+    ]  # fmt: skip
     report = Report(checks, stats)
     if record and vault.ledger.damaged is None:
         try:
@@ -211,9 +216,15 @@ def _check_versions(vault: Vault, check: Check) -> None:
     """On a versioned store (S3 Object Lock): every object has exactly one version —
     the one we wrote — and no delete marker. Anything else was added from outside the
     vault; the locked original is still what is read (W-09)."""
-    inventory = getattr(vault.store, "inventory", None)
+    sides = vault.store.sides() if isinstance(vault.store, ReplicatedStore) else [vault.store]
+    for store in sides:
+        _versions_of(store, check)
+
+
+def _versions_of(store: Store, check: Check) -> None:
+    inventory = getattr(store, "inventory", None)
     if inventory is None:
-        check.notes.append("the store keeps one copy per object name (no versions to check)")
+        check.notes.append(f"{store.url} keeps one copy per object name (no versions to check)")
         return
     for name, inv in sorted(inventory().items()):
         if inv.delete_markers:
@@ -229,6 +240,88 @@ def _check_versions(vault: Vault, check: Check) -> None:
                 "original from outside the vault (the original is still read)",
                 objects=[name],
             )
+
+
+# --- replica -------------------------------------------------------------------------------
+
+
+def replica_differences(vault: Vault, folded_puts: dict[str, str]) -> list[Difference]:
+    """Objects missing or different on one side of a replicated store. ``folded_puts``
+    maps pack names to the SHA-256 their ``object.put`` entry recorded, which says
+    which side is right; for other objects a copy that is missing is restored from
+    the other side, and differing copies are left to the operator."""
+    store = vault.store
+    assert isinstance(store, ReplicatedStore)
+    primary, replica = store.primary, store.replica
+    p_names, r_names = set(primary.list()), set(replica.list())
+    out: list[Difference] = []
+    for name in sorted(p_names | r_names):
+        if name not in r_names:
+            out.append(Difference(name, "replica", "missing", "primary"))
+            continue
+        if name not in p_names:
+            out.append(Difference(name, "primary", "missing", "replica"))
+            continue
+        a, b = _sha(primary, name), _sha(replica, name)
+        if a == b:
+            continue
+        want = folded_puts.get(name)
+        if want == a:
+            out.append(Difference(name, "replica", "damaged", "primary", want))
+        elif want == b:
+            out.append(Difference(name, "primary", "damaged", "replica", want))
+        else:
+            out.append(Difference(name, "both", "different", None, want))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    name: str
+    side: str  # where the copy is missing or damaged: "primary", "replica" or "both"
+    problem: str  # "missing", "damaged" or "different" (which one is right is unknown)
+    healthy: str | None  # the side to restore from
+    sha256: str | None = None  # the right content's hash, when the ledger says
+
+    def describe(self, vault: Vault) -> str:
+        store = vault.store
+        assert isinstance(store, ReplicatedStore)
+        url = {"primary": store.primary.url, "replica": store.replica.url}.get(self.side, "")
+        if self.problem == "different":
+            return f"{self.name}: the primary and the replica hold different bytes"
+        return f"{self.name} is {self.problem} on the {self.side} ({url})"
+
+
+def _sha(store: Store, name: str) -> str:
+    h = hashlib.sha256()
+    size = store.head(name).size
+    pos = 0
+    while pos < size:
+        data = store.get(name, pos, 8 << 20)
+        if not data:
+            break
+        h.update(data)
+        pos += len(data)
+    return h.hexdigest()
+
+
+def pack_hashes(vault: Vault) -> dict[str, str]:
+    """Pack name -> SHA-256 from the ledger's ``object.put`` entries."""
+    out: dict[str, str] = {}
+    for _, e in vault.entries():
+        if e.type is EntryType.OBJECT_PUT:
+            out[str(e["object"])] = str(e["sha256"])
+    return out
+
+
+def _check_replica(vault: Vault, folded: _Ledger, check: Check) -> None:
+    """With a replica: both sides hold the same objects, byte for byte (F2-v)."""
+    if not isinstance(vault.store, ReplicatedStore):
+        check.notes.append("no replica is configured")
+        return
+    puts = {n: str(m["sha256"]) for n, m in folded.objects.items() if "sha256" in m}
+    for d in replica_differences(vault, puts):
+        check.fail(d.describe(vault) + "; 'strongroom repair' restores it", objects=[d.name])
 
 
 # --- ledger ---------------------------------------------------------------------------------
