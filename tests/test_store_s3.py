@@ -7,15 +7,20 @@ accepts what AWS refuses (shortening COMPLIANCE retention, for one).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from strongroom.errors import ObjectExists, Refused, StorageError
-from strongroom.store import RetentionMode, open_store
+from strongroom.store import LocalStore, RetentionMode, open_store
+from strongroom.store.replicated import ReplicatedStore
 from strongroom.store.s3 import S3Store
 from tests.s3fixtures import S3Target, unique_prefix
 from tests.store_contract import FakeClock, MakeStore, RealClock, StoreContract
@@ -172,3 +177,56 @@ def test_put_many_is_parallel_and_complete(store: S3Store) -> None:
     assert [i.name for i in infos] == [n for n, _ in items]
     assert list(store.list("tile/")) == [n for n, _ in items]
     assert all(store.get(n) == d for n, d in items[::7])
+
+
+def test_w08_bucket_with_locked_objects_cannot_be_deleted(s3: S3Target) -> None:
+    """W-08: deleting a bucket that holds unexpired locked data is refused."""
+    bucket = s3.new_bucket()
+    store = S3Store(s3.url("p", bucket=bucket), _now)
+    store.put("pack", b"x", retain_until=_day())
+    with pytest.raises(ClientError) as e:
+        s3.client().delete_bucket(Bucket=bucket)
+    assert _code(e.value) == "BucketNotEmpty"
+    assert store.get("pack") == b"x"
+
+
+def test_w10_replica_copy_has_the_same_lock_and_refuses_delete(
+    s3: S3Target, tmp_path: Path
+) -> None:
+    """W-10: the replica's copy carries the same retain-until and hold, and the storage
+    refuses to delete it there too."""
+    replica = S3Store(s3.url(unique_prefix()), _now)
+    store = ReplicatedStore(LocalStore(tmp_path / "primary", _now), replica)
+    until = _day()
+    store.put("pack", b"records", retain_until=until)
+    store.set_legal_hold("pack", True)
+    p, r = store.primary.head("pack"), replica.head("pack")
+    assert (r.retain_until, r.mode, r.legal_hold) == (p.retain_until, p.mode, p.legal_hold)
+    assert (r.retain_until, r.legal_hold) == (until, True)
+    with pytest.raises(ClientError) as e:
+        s3.client().delete_object(
+            Bucket=s3.bucket, Key=replica._key("pack"), VersionId=replica._version("pack")
+        )
+    assert _code(e.value) == "AccessDenied"
+    with pytest.raises(Refused):
+        store.delete("pack")
+    store.close()
+
+
+def test_w11_put_with_a_wrong_checksum_is_rejected(s3: S3Target, store: S3Store) -> None:
+    """W-11: the server rejects a PUT whose checksum does not match; ours (boto3's
+    default checksums) is accepted, and the bytes read back hash-equal."""
+    with pytest.raises(ClientError) as e:
+        s3.client().put_object(
+            Bucket=s3.bucket,
+            Key=store._key("bad"),
+            Body=b"payload",
+            ContentMD5=base64.b64encode(hashlib.md5(b"other").digest()).decode(),
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=_day(),
+        )
+    assert _code(e.value) in ("BadDigest", "InvalidDigest")
+    assert not store.exists("bad")
+    data = os.urandom(100_000)
+    store.put("good", data, retain_until=_day())
+    assert hashlib.sha256(store.get("good")).digest() == hashlib.sha256(data).digest()

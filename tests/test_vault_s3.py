@@ -78,7 +78,7 @@ def _failed(report: dict[str, object]) -> dict[str, list[str]]:
 
 
 def test_cli_round_trip_and_outside_tampering_on_s3(s3: S3Target, tmp_path: Path) -> None:
-    """F2-i-B-1/2, W-02, W-03, W-09: records go in and come back byte-exact from a vault
+    """F2-i-B-1/2, W-02, W-03, W-09, W-18: records go in and come back byte-exact from a vault
     on S3; deleting a pack's version or shortening its retention through the S3 API is
     refused by the server; a delete marker and an extra version planted from outside are
     reported by verify (naming the object), and the original is still what is read."""
