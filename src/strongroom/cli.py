@@ -139,7 +139,12 @@ def _global(
         ),
     ] = None,
     state_dir: Annotated[
-        Path | None, typer.Option("--state-dir", help="Local state (catalog, clock).")
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            envvar="STRONGROOM_STATE_DIR",
+            help="Local state (catalog, clock, writer lock); required for an S3 vault.",
+        ),
     ] = None,
     replica: Annotated[
         str | None,
