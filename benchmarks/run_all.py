@@ -20,7 +20,7 @@ from pathlib import Path
 
 from _common import BENCH_DIR, OUT_DIR, log
 
-SCRIPTS = ("bench_small", "bench_large", "bench_verify", "bench_proof")
+SCRIPTS = ("bench_small", "bench_large", "bench_verify", "bench_proof", "bench_s3")
 
 
 def main() -> None:
