@@ -17,6 +17,7 @@ import pytest
 from strongroom.core.entries import EntryType
 from strongroom.crypto import new_key_file_text
 from strongroom.vault.vault import Options, Secret, Vault
+from tests.helpers import failed_checks, ingest_files, verify_report
 from tests.s3fixtures import S3Target, unique_prefix
 
 
@@ -43,25 +44,7 @@ class RCli:
 def _setup(c: RCli, tmp_path: Path) -> dict[str, bytes]:
     c("init")
     files = {"a.json": b'{"user":"ann","text":"sell 5"}', "b.bin": os.urandom(200_000)}
-    paths = []
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-        paths.append(tmp_path / name)
-    lines = c("ingest", *paths, "--json").stdout.decode().splitlines()
-    return {json.loads(x)["record"]: d for x, d in zip(lines, files.values(), strict=True)}
-
-
-def _report(c: RCli) -> dict[str, object]:
-    p = c("verify", "--json", check=False)
-    r: dict[str, object] = json.loads(p.stdout)
-    assert (p.returncode == 0) == r["ok"]
-    return r
-
-
-def _failed(r: dict[str, object]) -> dict[str, list[str]]:
-    checks = r["checks"]
-    assert isinstance(checks, list)
-    return {ch["name"]: ch["objects"] for ch in checks if not ch["ok"]}
+    return ingest_files(c, tmp_path, files)
 
 
 def _packs(store_objects: Path) -> list[Path]:
@@ -78,7 +61,7 @@ def _force_delete(store_root: Path, obj: Path) -> None:
 def test_f2v_missing_primary_copy_is_named_then_repaired(tmp_path: Path) -> None:
     c = RCli(tmp_path, str(tmp_path / "replica"))
     ids = _setup(c, tmp_path)
-    assert _report(c)["ok"] is True
+    assert verify_report(c)["ok"] is True
     replica_packs = _packs(tmp_path / "replica" / "objects")
     assert [p.name for p in replica_packs] == [
         p.name for p in _packs(tmp_path / "vault" / "store" / "objects")
@@ -88,13 +71,13 @@ def test_f2v_missing_primary_copy_is_named_then_repaired(tmp_path: Path) -> None
     _force_delete(tmp_path / "vault" / "store", victim)
     for rid, data in ids.items():  # still readable: from the replica
         assert c("get", rid).stdout == data
-    r = _report(c)
-    assert _failed(r) == {"replica": [name]}
+    r = verify_report(c)
+    assert failed_checks(r) == {"replica": [name]}
     out = json.loads(c("repair", "--json").stdout)
     assert out["ok"] is True
     assert out["restored"] == [{"object": name, "side": "primary", "problem": "missing"}]
     assert victim.read_bytes() == (tmp_path / "replica" / "objects" / name).read_bytes()
-    assert _report(c)["ok"] is True
+    assert verify_report(c)["ok"] is True
     # the repair is in the ledger, with the actor and the restored bytes' hash
     opts = Options(state_dir=None, replica=c.replica, kdf_strength="test")
     with Vault.open(str(c.vault), Secret(key_file=c.key), opts) as v:
@@ -115,8 +98,8 @@ def test_f2v_damaged_replica_copy_is_quarantined_and_recreated(tmp_path: Path) -
     damaged[len(damaged) // 2] ^= 0x40
     os.chmod(victim, 0o644)
     victim.write_bytes(bytes(damaged))
-    r = _report(c)
-    assert _failed(r) == {"replica": [name]}
+    r = verify_report(c)
+    assert failed_checks(r) == {"replica": [name]}
     checks = r["checks"]
     assert isinstance(checks, list)
     assert any("damaged on the replica" in p for ch in checks for p in ch["problems"])
@@ -126,7 +109,7 @@ def test_f2v_damaged_replica_copy_is_quarantined_and_recreated(tmp_path: Path) -
     assert victim.read_bytes() == good
     kept = list((tmp_path / "replica" / "quarantine").rglob(Path(name).name))
     assert [p.read_bytes() for p in kept if "objects" in p.parts] == [bytes(damaged)]
-    assert _report(c)["ok"] is True
+    assert verify_report(c)["ok"] is True
     for rid, data in ids.items():
         assert c("get", rid).stdout == data
 
@@ -134,7 +117,7 @@ def test_f2v_damaged_replica_copy_is_quarantined_and_recreated(tmp_path: Path) -
 def test_async_replica_catches_up_by_close(tmp_path: Path) -> None:
     c = RCli(tmp_path, str(tmp_path / "replica"), mode="async")
     _setup(c, tmp_path)
-    assert _report(c)["ok"] is True  # every object reached the replica
+    assert verify_report(c)["ok"] is True  # every object reached the replica
 
 
 def test_repair_without_replica_is_a_clear_error(tmp_path: Path) -> None:
@@ -151,13 +134,13 @@ def test_s3_replica_restores_a_lost_local_copy(s3: S3Target, tmp_path: Path) -> 
     c = RCli(tmp_path, s3.url(unique_prefix()))
     c.env.update(s3.env())
     ids = _setup(c, tmp_path)
-    assert _report(c)["ok"] is True
+    assert verify_report(c)["ok"] is True
     victim = _packs(tmp_path / "vault" / "store" / "objects")[0]
     _force_delete(tmp_path / "vault" / "store", victim)
-    assert "replica" in _failed(_report(c))
+    assert "replica" in failed_checks(verify_report(c))
     assert json.loads(c("repair", "--json").stdout)["ok"] is True
     assert victim.exists()
-    assert _report(c)["ok"] is True
+    assert verify_report(c)["ok"] is True
     for rid, data in ids.items():
         assert c("get", rid).stdout == data
 

@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from strongroom.crypto import new_key_file_text
+from tests.helpers import failed_checks, ingest_files, verify_report
 from tests.helpers.ingest_loop import record_bytes
 from tests.s3fixtures import S3Target, unique_prefix
 
@@ -53,30 +54,6 @@ def _cli(s3: S3Target, tmp_path: Path, *init_args: str) -> S3Cli:
     return c
 
 
-def _ingest(c: S3Cli, tmp_path: Path, files: dict[str, bytes]) -> dict[str, bytes]:
-    paths = []
-    for name, data in files.items():
-        (tmp_path / name).write_bytes(data)
-        paths.append(tmp_path / name)
-    out = c("ingest", *paths, "--json").stdout.decode().splitlines()
-    return {
-        json.loads(line)["record"]: data for line, data in zip(out, files.values(), strict=True)
-    }
-
-
-def _verify(c: S3Cli) -> dict[str, object]:
-    p = c("verify", "--json", check=False)
-    report: dict[str, object] = json.loads(p.stdout)
-    assert (p.returncode == 0) == report["ok"]
-    return report
-
-
-def _failed(report: dict[str, object]) -> dict[str, list[str]]:
-    checks = report["checks"]
-    assert isinstance(checks, list)
-    return {c["name"]: c["objects"] for c in checks if not c["ok"]}
-
-
 def test_cli_round_trip_and_outside_tampering_on_s3(s3: S3Target, tmp_path: Path) -> None:
     """F2-i-B-1/2, W-02, W-03, W-09, W-18: records go in and come back byte-exact from a vault
     on S3; deleting a pack's version or shortening its retention through the S3 API is
@@ -84,10 +61,10 @@ def test_cli_round_trip_and_outside_tampering_on_s3(s3: S3Target, tmp_path: Path
     reported by verify (naming the object), and the original is still what is read."""
     c = _cli(s3, tmp_path)
     files = {"a.json": b'{"user":"ann","text":"buy 100"}', "b.bin": os.urandom(300_000)}
-    ids = _ingest(c, tmp_path, files)
+    ids = ingest_files(c, tmp_path, files)
     for rid, data in ids.items():
         assert c("get", rid).stdout == data
-    assert _verify(c)["ok"] is True
+    assert verify_report(c)["ok"] is True
 
     client = s3.client()
     prefix = c.url.split("/", 3)[3].split("?")[0] + "/"
@@ -104,14 +81,14 @@ def test_cli_round_trip_and_outside_tampering_on_s3(s3: S3Target, tmp_path: Path
             VersionId=pack["VersionId"],
             Retention={"Mode": "COMPLIANCE", "RetainUntilDate": pack["LastModified"]},
         )
-    assert _verify(c)["ok"] is True  # nothing changed
+    assert verify_report(c)["ok"] is True  # nothing changed
 
     client.delete_object(Bucket=s3.bucket, Key=pack["Key"])  # a delete marker on top
     client.put_object(Bucket=s3.bucket, Key=pack["Key"], Body=b"forged")  # and a new version
-    report = _verify(c)
+    report = verify_report(c)
     assert report["ok"] is False
     name = pack["Key"][len(prefix) :]
-    assert _failed(report) == {"versions": [name]}
+    assert failed_checks(report) == {"versions": [name]}
     for rid, data in ids.items():  # the originals are still read
         assert c("get", rid).stdout == data
 
@@ -119,8 +96,8 @@ def test_cli_round_trip_and_outside_tampering_on_s3(s3: S3Target, tmp_path: Path
 def test_governance_vault_is_flagged_not_17a4(s3: S3Target, tmp_path: Path) -> None:
     """A GOVERNANCE vault works but verify says it is not 17a-4 grade."""
     c = _cli(s3, tmp_path, "--governance")
-    _ingest(c, tmp_path, {"m.json": b'{"text":"hello"}'})
-    report = _verify(c)
+    ingest_files(c, tmp_path, {"m.json": b'{"text":"hello"}'})
+    report = verify_report(c)
     assert report["ok"] is True
     checks = report["checks"]
     assert isinstance(checks, list)
@@ -156,5 +133,5 @@ def test_sigkill_during_ingest_to_s3(s3: S3Target, tmp_path: Path) -> None:
     random.Random(1).shuffle(sample)
     for rid, (seed, n) in sample[:40]:
         assert c("get", rid).stdout == record_bytes(seed, n), rid
-    report = _verify(c)
-    assert report["ok"] is True, _failed(report)
+    report = verify_report(c)
+    assert report["ok"] is True, failed_checks(report)

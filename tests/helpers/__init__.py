@@ -8,10 +8,13 @@ must never be visible under its final name, whatever happened to the writer.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from strongroom.core.checkpoint import Verifier, open_note, parse_vkey
 from strongroom.core.entries import decode_entry
@@ -189,3 +192,31 @@ def run_cli(
         *map(str, args),
     ]
     return subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, check=False)
+
+
+# --- CLI helpers for the S3 and replica tests -------------------------------------------
+
+Run = Callable[..., "subprocess.CompletedProcess[bytes]"]
+
+
+def ingest_files(run: Run, where: Path, files: dict[str, bytes]) -> dict[str, bytes]:
+    """Write ``files`` under ``where``, ``ingest --json`` them; record id -> content."""
+    paths = []
+    for name, data in files.items():
+        (where / name).write_bytes(data)
+        paths.append(where / name)
+    lines = run("ingest", *paths, "--json").stdout.decode().splitlines()
+    return {json.loads(x)["record"]: d for x, d in zip(lines, files.values(), strict=True)}
+
+
+def verify_report(run: Run) -> dict[str, Any]:
+    """``verify --json``; its exit code must agree with the report's ``ok``."""
+    p = run("verify", "--json", check=False)
+    report: dict[str, Any] = json.loads(p.stdout)
+    assert (p.returncode == 0) == report["ok"], p.stderr
+    return report
+
+
+def failed_checks(report: dict[str, Any]) -> dict[str, list[str]]:
+    """Name of each failed check -> the objects it names."""
+    return {c["name"]: c["objects"] for c in report["checks"] if not c["ok"]}

@@ -223,53 +223,46 @@ class S3Store:
     def versions(self, name: str) -> list[dict[str, Any]]:
         """All versions and delete markers of ``name``, newest first (for ``verify``):
         dicts with ``VersionId``, ``IsLatest``, ``LastModified`` and ``DeleteMarker``."""
-        key = self._key(name)
-        out: list[dict[str, Any]] = []
+        check_name(name)
+        out = [
+            {**v, "DeleteMarker": marker}
+            for key, v, marker in self._all_versions(name, f"listing the versions of {name!r} in")
+            if key == name
+        ]
+        out.sort(key=lambda v: (v["LastModified"], not v["DeleteMarker"]), reverse=True)
+        return out
+
+    def _all_versions(self, prefix: str, what: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        """Every version and delete marker whose name starts with ``prefix``: (name,
+        the listing's dict, is a delete marker), page by page."""
+        n = len(self.loc.prefix)
         marker: dict[str, str] = {}
         while True:
             page = self._call(
-                "listing the versions of",
-                name,
-                self.s3.list_object_versions,
-                Prefix=key,
-                **marker,
+                what, None, self.s3.list_object_versions, Prefix=self.loc.prefix + prefix, **marker
             )
-            for kind, items in (("Versions", False), ("DeleteMarkers", True)):
-                for v in page.get(kind, []):
-                    if v["Key"] == key:
-                        out.append({**v, "DeleteMarker": items})
+            for v in page.get("Versions", []):
+                yield v["Key"][n:], v, False
+            for v in page.get("DeleteMarkers", []):
+                yield v["Key"][n:], v, True
             if not page.get("IsTruncated"):
-                break
+                return
             marker = {
                 "KeyMarker": page["NextKeyMarker"],
                 "VersionIdMarker": page["NextVersionIdMarker"],
             }
-        out.sort(key=lambda v: (v["LastModified"], not v["DeleteMarker"]), reverse=True)
-        return out
 
     def inventory(self) -> dict[str, Inventory]:
         """Every key under the prefix with its versions and delete markers, in one
         paginated listing (for ``verify``); also remembers each key's original version,
         so the reads that follow need no listing of their own."""
         found: dict[str, Inventory] = {}
-        marker: dict[str, str] = {}
-        n = len(self.loc.prefix)
-        while True:
-            page = self._call(
-                "listing the versions in", None, self.s3.list_object_versions,
-                Prefix=self.loc.prefix, **marker,
-            )  # fmt: skip
-            for v in page.get("Versions", []):
-                inv = found.setdefault(v["Key"][n:], Inventory())
+        for key, v, marker in self._all_versions("", "listing the versions in"):
+            inv = found.setdefault(key, Inventory())
+            if marker:
+                inv.delete_markers += 1
+            else:
                 inv.versions.append((utc(v["LastModified"]), str(v["VersionId"])))
-            for v in page.get("DeleteMarkers", []):
-                found.setdefault(v["Key"][n:], Inventory()).delete_markers += 1
-            if not page.get("IsTruncated"):
-                break
-            marker = {
-                "KeyMarker": page["NextKeyMarker"],
-                "VersionIdMarker": page["NextVersionIdMarker"],
-            }
         with self._mutex:
             for name, inv in found.items():
                 if inv.versions and name not in self._versions:
@@ -467,19 +460,7 @@ class S3Store:
         us), sorted."""
         if not _NAME_CHARS.fullmatch(prefix):
             return iter(())  # no valid name starts so (and some servers fail on such)
-        full = self.loc.prefix + prefix
-        names: set[str] = set()
-        marker: dict[str, str] = {}
-        while True:
-            page = self._call("listing", None, self.s3.list_object_versions, Prefix=full, **marker)
-            for v in page.get("Versions", []):
-                names.add(v["Key"][len(self.loc.prefix) :])
-            if not page.get("IsTruncated"):
-                break
-            marker = {
-                "KeyMarker": page["NextKeyMarker"],
-                "VersionIdMarker": page["NextVersionIdMarker"],
-            }
+        names = {key for key, _, marker in self._all_versions(prefix, "listing") if not marker}
         return iter(sorted(names))
 
     def extend_retention(self, name: str, retain_until: datetime) -> ObjectInfo:
