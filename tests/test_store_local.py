@@ -553,3 +553,26 @@ def test_name_too_long_for_the_filesystem(store: LocalStore, root: Path) -> None
         store.get("x" * 300)
     assert not store.exists("d/" + "y" * 253)
     assert list(store.list()) == [] and temp_files(root) == [] and lock_files(root) == []
+
+
+def test_quarantine_moves_only_damaged_bytes_and_keeps_them(store: LocalStore, root: Path) -> None:
+    """Repair's only way past a damaged copy: the object moves aside (never deleted)
+    only if its bytes do not hash as expected; a healthy object is refused."""
+    import hashlib
+
+    store.put("packs/p", b"good bytes", retain_until=T0 + 30 * DAY)
+    good = hashlib.sha256(b"good bytes").hexdigest()
+    with pytest.raises(Refused, match="intact"):
+        store.quarantine("packs/p", good)
+    assert store.get("packs/p") == b"good bytes"
+    obj = root / "objects" / "packs" / "p"
+    obj.chmod(0o644)
+    obj.write_bytes(b"bad bytes!")
+    dest = store.quarantine("packs/p", good)
+    assert not store.exists("packs/p")
+    assert (dest / "objects" / "packs" / "p").read_bytes() == b"bad bytes!"
+    assert (dest / "locks" / "packs" / "p.json").exists()
+    store.put("packs/p", b"good bytes", retain_until=T0 + 30 * DAY)  # created again
+    assert store.get("packs/p") == b"good bytes"
+    with pytest.raises(NotFound):
+        store.quarantine("packs/absent", good)
