@@ -3,7 +3,7 @@
 Usage::
 
     ingest_loop.py VAULT KEYFILE SEED [--die-after-fsync K] [--die-after-put PREFIX K]
-                   [--state-dir DIR]
+                   [--state-dir DIR] [--replica URL]
     ingest_loop.py --create VAULT KEYFILE [--die-after-fsync K]
 
 The loop opens the vault (so a kill right after start lands in open / crash
@@ -120,13 +120,15 @@ def _die_after_put(prefix: str, k: int) -> None:
 
 
 _STATE_DIR: list[Path] = []  # --state-dir (a vault on S3 keeps its local state there)
+_REPLICA: list[str] = []  # --replica URL
 
 
 def _options() -> Any:
     from strongroom.vault.vault import Options
 
     state = _STATE_DIR[0] if _STATE_DIR else None
-    return Options(actor="user:crash-test", kdf_strength="test", state_dir=state)
+    replica = _REPLICA[0] if _REPLICA else None
+    return Options(actor="user:crash-test", kdf_strength="test", state_dir=state, replica=replica)
 
 
 def run_create(vault: str, key_file: Path) -> None:
@@ -176,12 +178,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--die-after-fsync", type=int, metavar="K")
     p.add_argument("--die-after-put", nargs=2, metavar=("PREFIX", "K"))
     p.add_argument("--state-dir", type=Path)
+    p.add_argument("--replica")
     p.add_argument("vault")
     p.add_argument("key_file", type=Path)
     p.add_argument("seed", type=int, nargs="?", default=0)
     a = p.parse_args(argv)
     if a.state_dir is not None:
         _STATE_DIR.append(a.state_dir)
+    if a.replica is not None:
+        _REPLICA.append(a.replica)
     if a.die_after_fsync is not None:
         _die_after_fsync(a.die_after_fsync)
     if a.die_after_put is not None:
