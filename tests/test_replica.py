@@ -198,3 +198,55 @@ def test_sigkill_during_replicated_ingest_then_repair(tmp_path: Path) -> None:
         seed, n = acked[rid]
         p = subprocess.run([*base, "get", rid], capture_output=True, env=c.env, check=False)
         assert p.returncode == 0 and p.stdout == record_bytes(seed, n), p.stderr
+
+
+def test_async_replica_bounds_writes_in_flight_and_reports_failures() -> None:
+    """async mode: at most ASYNC_IN_FLIGHT replica writes are outstanding (a slow
+    replica slows the writer instead of filling memory with packs), and a write the
+    replica failed is raised by flush/close — never lost silently."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from strongroom.errors import StorageError
+    from strongroom.store.base import ObjectInfo, RetentionMode
+    from strongroom.store.memory import MemoryStore
+    from strongroom.store.replicated import ASYNC_IN_FLIGHT, ReplicatedStore
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    gate = threading.Event()
+    running = []
+
+    class SlowReplica(MemoryStore):
+        def put(
+            self,
+            name: str,
+            data: bytes,
+            *,
+            retain_until: datetime,
+            mode: RetentionMode = RetentionMode.COMPLIANCE,
+            legal_hold: bool = False,
+        ) -> ObjectInfo:
+            running.append(name)
+            gate.wait(10)
+            if name == "bad":
+                raise StorageError("replica refused")
+            return super().put(
+                name, data, retain_until=retain_until, mode=mode, legal_hold=legal_hold
+            )
+
+    store = ReplicatedStore(MemoryStore(lambda: now), SlowReplica(lambda: now), mode="async")
+    until = now + timedelta(days=1)
+    writer = threading.Thread(
+        target=lambda: [store.put(f"o{i}", b"x", retain_until=until) for i in range(10)]
+    )
+    writer.start()
+    writer.join(1.0)
+    assert writer.is_alive()  # held back: the replica has not finished anything
+    assert store.primary.exists(f"o{ASYNC_IN_FLIGHT}")
+    assert not store.primary.exists(f"o{ASYNC_IN_FLIGHT + 2}")
+    gate.set()
+    writer.join(10)
+    store.put("bad", b"x", retain_until=until)
+    with pytest.raises(StorageError, match="missed writes"):
+        store.flush()
+    assert all(store.replica.exists(f"o{i}") for i in range(10))

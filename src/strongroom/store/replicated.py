@@ -24,6 +24,7 @@ from strongroom.errors import NotFound, StorageError
 from strongroom.store.base import ObjectInfo, RetentionMode, Store
 
 MODES = ("sync", "async")
+ASYNC_IN_FLIGHT = 4  # async: replica writes outstanding at once (each may hold a pack)
 
 
 class ReplicatedStore:
@@ -50,6 +51,12 @@ class ReplicatedStore:
         if self.mode == "async":
             with self._mutex:
                 self._pending.append(replica)
+                done = [f for f in self._pending if f.done() and f.exception() is None]
+                for f in done:
+                    self._pending.remove(f)
+                oldest = self._pending[0] if len(self._pending) > ASYNC_IN_FLIGHT else None
+            if oldest is not None:
+                oldest.exception()  # a slow replica holds back the writer, not memory
             return
         replica.result()  # raises the replica's error: nothing is acknowledged then
 
