@@ -17,6 +17,12 @@ if [ "${1:-}" = "--test" ]; then
     for bin in ceph ceph-mon ceph-osd radosgw radosgw-admin monmaptool; do
         command -v "$bin" >/dev/null 2>&1 || { need_apt+=(ceph-mon ceph-osd radosgw ceph-common); break; }
     done
+    # the backup tests restore into a real PostgreSQL (tests/pgserver.py); the backup
+    # benchmark runs restic and borg side by side (benchmarks/bench_backup.py)
+    command -v pg_dump >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
+        need_apt+=(postgresql postgresql-client)
+    command -v restic >/dev/null 2>&1 || need_apt+=(restic)
+    command -v borg >/dev/null 2>&1 || need_apt+=(borgbackup)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

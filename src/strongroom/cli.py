@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,11 +31,21 @@ from strongroom.catalog import Query
 from strongroom.core.entries import EntryType
 from strongroom.core.retention import Policy, format_time, load_policy, parse_time
 from strongroom.crypto import new_key_file_text
-from strongroom.errors import BadInput, DiskFull, StorageError, StrongroomError, VerificationFailed
+from strongroom.errors import (
+    BadInput,
+    DiskFull,
+    Incomplete,
+    StorageError,
+    StrongroomError,
+    VerificationFailed,
+)
 from strongroom.store.base import RetentionMode
 from strongroom.vault import lifecycle, proofs
+from strongroom.vault import restore as restore_mod
+from strongroom.vault.backup import Backup
 from strongroom.vault.ingest import Appender, AppendResult, Item
 from strongroom.vault.repair import repair as repair_vault
+from strongroom.vault.snapshot import show
 from strongroom.vault.vault import Options, Secret, Vault
 from strongroom.vault.verify import verify as run_verify
 
@@ -645,6 +655,224 @@ def mode_set(ctx: typer.Context, mode: Annotated[str, typer.Argument()]) -> None
     with _open(ctx) as v:
         v.set_mode(m)
     out.print(f"mode {m}")
+
+
+# --- backups ----------------------------------------------------------------------------------
+
+
+@app.command()
+def backup(
+    ctx: typer.Context,
+    paths: Annotated[list[str] | None, typer.Argument(help="Directories or files.")] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Skip paths or names matching (glob).")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A label (repeatable).")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Source label (default: the host name).")
+    ] = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Back up standard input.")] = False,
+    name: Annotated[str, typer.Option(help="With --stdin: the file name to store it as.")] = "",
+    lock_margin: Annotated[
+        int,
+        typer.Option(
+            help="Days added when a pack's retention is set or raised, so that daily backups "
+            "extend a reused pack once per this many days.",
+        ),
+    ] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Store a snapshot of directories (or of standard input) as one record; prints its id
+    once it is durable."""
+    if stdin == bool(paths):
+        raise BadInput("give PATHs or --stdin (with --name)", "e.g. strongroom backup /srv/data")
+    if stdin and not name:
+        raise BadInput(
+            "--stdin needs --name", "e.g. pg_dump db | strongroom backup --stdin --name db.sql"
+        )
+    if not 0 <= lock_margin <= 366:
+        raise BadInput("--lock-margin is 0 to 366 days")
+    with _open(ctx) as v, _progress(1 << 30) as prog:
+        task = prog.add_task("backup", total=None)
+        job = Backup(
+            v,
+            source=source,
+            excludes=tuple(exclude or ()),
+            tags=tuple(tag or ()),
+            lock_margin=timedelta(days=lock_margin),
+            progress=lambda n: prog.advance(task, n),
+        )
+        res = job.run_stream(sys.stdin.buffer, name) if stdin else job.run(list(paths or []))
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_json()) + "\n")
+    else:
+        sys.stdout.write(res.snapshot + "\n")
+        err.print(
+            f"{res.files} files, {res.dirs} directories, {res.bytes:,} bytes "
+            f"({res.unchanged} files unchanged); {res.new_bytes:,} new bytes stored as "
+            f"{res.stored_bytes:,}; retained until {format_time(res.retain_until)}"
+        )
+    sys.stdout.flush()
+    if res.warnings:
+        for w in res.warnings:
+            err.print(Text("warning: ") + _plain(w))
+        raise Incomplete(f"snapshot {res.snapshot} stored with {len(res.warnings)} warning(s)")
+
+
+@app.command()
+def snapshots(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List backup snapshots: what each holds and what it added."""
+    with _open(ctx) as v:
+        rows = restore_mod.list_snapshots(v, source)
+        v.audit("snapshots", results=len(rows))
+    if as_json:
+        _emit(rows)
+        return
+    t = Table("snapshot", "time", "source", "paths", "files", "size", "added", "stored", "tags")
+    for r in rows:
+        t.add_row(
+            r["snapshot"],
+            r["time"][:19],
+            r["source"],
+            _plain(", ".join(r["paths"])),
+            str(r["files"]),
+            _size(r["bytes"]),
+            _size(r["new_bytes"]),
+            _size(r["stored_bytes"]),
+            ", ".join(r["tags"]),
+        )
+    out.print(t)
+    out.print(f"{len(rows)} snapshot(s)")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@app.command("diff")
+def diff_cmd(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Argument(help="Older snapshot id.")],
+    second: Annotated[str, typer.Argument(help="Newer snapshot id (or 'latest').")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What changed between two snapshots: + added, - removed, M content, U metadata."""
+    with _open(ctx) as v:
+        a = restore_mod.load(v, restore_mod.resolve(v, first))
+        b = restore_mod.load(v, restore_mod.resolve(v, second))
+        changes = restore_mod.diff(a, b)
+        v.audit("diff", records=[first, second], results=len(changes))
+    if as_json:
+        _emit([{"change": c, "path": show(p)} for c, p in changes])
+        return
+    for c, p in changes:
+        out.print(Text(f"{c} ") + _plain("/" + show(p)))
+    counts = {k: sum(1 for c, _ in changes if c == k) for k in "+-MU"}
+    err.print(
+        f"{counts['+']} added, {counts['-']} removed, {counts['M']} changed, "
+        f"{counts['U']} metadata only"
+    )
+
+
+@app.command("find")
+def find_cmd(
+    ctx: typer.Context,
+    pattern: Annotated[str, typer.Argument(help="Glob on the path or the name, e.g. '*.pdf'.")],
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Find files in every snapshot by path or name."""
+    with _open(ctx) as v:
+        hits = restore_mod.find(v, pattern, source)
+        v.audit("find", query_key=v.query_key({"find": pattern}), results=len(hits))
+    rows = [
+        {
+            "snapshot": rec["id"],
+            "time": rec["received"],
+            "path": "/" + show(n.path),
+            "type": n.type,
+            "size": n.size,
+            "mtime": format_time(datetime.fromtimestamp(n.raw.get("mtime_ns", 0) / 1e9, UTC)),
+        }
+        for rec, n in hits
+    ]
+    if as_json:
+        _emit(rows)
+        return
+    t = Table("snapshot", "time", "path", "type", "size", "modified")
+    for r in rows:
+        t.add_row(
+            r["snapshot"],
+            r["time"][:19],
+            _plain(r["path"]),
+            r["type"],
+            str(r["size"]),
+            r["mtime"][:19],
+        )
+    out.print(t)
+    out.print(f"{len(rows)} match(es)")
+
+
+@app.command("restore")
+def restore_cmd(
+    ctx: typer.Context,
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, or 'latest'.")] = "latest",
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Only these paths (and what is under them).")
+    ] = None,
+    target: Annotated[
+        Path | None, typer.Option(help="An empty or new directory to restore into.")
+    ] = None,
+    stdout: Annotated[
+        bool, typer.Option("--stdout", help="Write the one file named by PATH to stdout.")
+    ] = False,
+    at: Annotated[
+        str | None, typer.Option(help="With 'latest': the last snapshot at or before this date.")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="With 'latest': only this source.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Restore a snapshot, whole or in part: contents, modes, owners, times, links; every
+    chunk is checked before it is written."""
+    if stdout == (target is not None):
+        raise BadInput("give --target DIR or --stdout", "e.g. --target ./restored")
+    when = _parse_date(at) if at else None
+    with _open(ctx) as v:
+        rec = restore_mod.resolve(v, snapshot, source, when)
+        if stdout:
+            if len(paths or []) != 1:
+                raise BadInput("--stdout needs exactly one PATH", "e.g. restore ID db.sql --stdout")
+            restore_mod.restore_stream(v, rec, (paths or [""])[0], sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            return
+        assert target is not None
+        with _progress(1 << 30) as prog:
+            task = prog.add_task("restore", total=None)
+            res = restore_mod.restore(
+                v, rec, target, list(paths or []), progress=lambda n: prog.advance(task, n)
+            )
+    if as_json:
+        sys.stdout.write(json.dumps(res.to_json()) + "\n")
+    else:
+        out.print(
+            f"restored snapshot {res.snapshot} into {res.target}: {res.files} files, "
+            f"{res.dirs} directories, {res.other} other, {res.bytes:,} bytes"
+        )
+    for w in res.warnings:
+        err.print(Text("warning: ") + _plain(w))
+    if res.warnings:
+        raise Incomplete(
+            f"restored with {len(res.warnings)} warning(s)",
+            "Metadata the target file system or this user cannot set was left out.",
+        )
 
 
 @app.command()

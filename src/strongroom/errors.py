@@ -110,6 +110,16 @@ class ClockPaused(StrongroomError):
     )
 
 
+class Incomplete(StrongroomError):
+    """A backup stored its snapshot, but some files could not be read or kept changing
+    while they were read (each is named in the snapshot and in the output)."""
+
+    exit_code = 11
+    default_remedy = (
+        "The snapshot is stored. Check the warnings; back up again when the files are quiet."
+    )
+
+
 ALL_ERRORS: tuple[type[StrongroomError], ...] = (
     StrongroomError,
     VerificationFailed,
@@ -124,4 +134,5 @@ ALL_ERRORS: tuple[type[StrongroomError], ...] = (
     ObjectExists,
     Busy,
     ClockPaused,
+    Incomplete,
 )

@@ -296,6 +296,7 @@ class Indexer:
             try:
                 m = self.loader.manifest(rid, f["manifest"], f["size"], f["sha256"])
                 pack_set.update(m["packs"])
+                pack_set.update(m.get("refs", ()))  # a snapshot's file chunks
                 content, truncated = self.loader.content_prefix(rid, m)
                 x = extract(f["class"], details.get("filename", ""), content, truncated)
             except NotFound:

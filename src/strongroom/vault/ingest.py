@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from pyfastcdc import FastCDC
@@ -37,7 +37,7 @@ from strongroom.core.entries import EntryType, RecordEncoder
 from strongroom.core.extract import MAX_TEXT
 from strongroom.core.ids import new_id
 from strongroom.core.retention import Decision, format_time, parse_time
-from strongroom.errors import BadInput
+from strongroom.errors import BadInput, CorruptVault
 from strongroom.store.base import RetentionMode
 from strongroom.vault.lifecycle import hold_packs_of
 from strongroom.vault.packs import BlobKind, BlobRef, PackWriter, bucket_of, encode_blob
@@ -68,6 +68,9 @@ class Item:
     filename: str = ""
     flags: tuple[str, ...] = ()
     data: bytes | None = None  # content already in memory (skips the stream)
+    # packs the content refers to besides its own chunks (a backup snapshot's tree names
+    # the chunks of its files): kept in the record's manifest blob, retained with it
+    refs: tuple[str, ...] = ()
 
     @staticmethod
     def from_bytes(data: bytes, **kw: str) -> Item:
@@ -141,12 +144,21 @@ class Appender:
         batch_records: int = 5000,
         batch_bytes: int = 256 << 20,
         workers: int = 2,
+        lock_margin: timedelta = timedelta(0),
     ) -> None:
         self.vault = vault
+        # a pack whose retention must be raised is raised this much further, so that the
+        # records of the next days reuse it without another extension (Veeam's "block")
+        self.lock_margin = lock_margin
+        self.new_plain = 0  # bytes of new (not deduplicated) chunks, and as stored
+        self.new_stored = 0
+        # writers that blobs are still being prepared for outside this class (backup's
+        # small-file groups): not stored until the count is back to zero
+        self.reserved: dict[int, int] = {}
         self.on_ack = on_ack
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seal")
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seal")
         # two pack writers: an S3 PUT is mostly waiting, and two overlap (at most two
         # finished packs are held in memory either way, see _store_pack)
         self._put_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pack-writer")
@@ -179,7 +191,7 @@ class Appender:
         self._encoders: dict[tuple[str, str, str, tuple[str, ...]], RecordEncoder] = {}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
         self._put_pool.shutdown(wait=True)
         for db in self._readers:
             db.close()
@@ -206,7 +218,7 @@ class Appender:
 
     # --- packs --------------------------------------------------------------------------
 
-    def _writer(self, bucket: str, planned: int) -> PackWriter:
+    def writer(self, bucket: str, planned: int) -> PackWriter:
         w = self._writers.get(bucket)
         if w is None or (self._writer_fill[w.name] + planned > PACK_TARGET and w.count):
             if w is not None:
@@ -238,13 +250,27 @@ class Appender:
             "retain_until": format_time(w.retain_until),
         }
 
+    def need(self, pack: str, until: datetime) -> None:
+        """Make sure ``pack`` is retained at least until ``until``: raise an open pack's
+        retention, or plan an extension of a stored one (to ``until`` plus the lock
+        margin), carried out at commit before any entry refers to it."""
+        w = self._open_writer(pack)
+        if w is not None:
+            w.note_retention(until + self.lock_margin)
+            return
+        cur = self.retention_of(pack)
+        if cur is None:
+            raise CorruptVault(f"a chunk was found in {pack}, which the catalog does not hold")
+        if cur < until:
+            self._extend[pack] = max(self._extend.get(pack, until), until + self.lock_margin)
+
     def _open_writer(self, pack: str) -> PackWriter | None:
         for w in (*self._writers.values(), *self._closing):
             if w.name == pack:
                 return w
         return None
 
-    def _retention_of(self, pack: str) -> datetime | None:
+    def retention_of(self, pack: str) -> datetime | None:
         if pack in self._extend:
             return self._extend[pack]
         if pack in self._stored_until:
@@ -342,38 +368,33 @@ class Appender:
             now, start = vault.times()
             decided = self._decide(item, start)
         decision, bucket, until_text = decided
+        lock = (
+            decision.retain_until + self.lock_margin if self.lock_margin else decision.retain_until
+        )
         assert head is not None
         chunks: list[tuple[BlobRef, bytes]] = []
         prefix = bytearray()
         if stream is None:
             if head:
-                chunks.append(self._chunk_inline(head, bucket, decision.retain_until))
+                chunks.append(self._chunk_inline(head, bucket, lock))
             size = len(head)
         else:
             sha = hashlib.sha256()
-            size = self._chunk_stream(
-                head, stream, bucket, decision.retain_until, sha, chunks, prefix
-            )
+            size = self.chunk_stream(head, stream, bucket, lock, sha, chunks, prefix)
             digest = sha.hexdigest()
             # chunks already stored stay (immutable); a re-delivery adds no record
             if self._duplicate(source_key, digest, self._archived([source_key])) is not None:
                 return
         record_id = new_id(now)
         # chunks reused from packs that would expire too early get their retention extended
-        for ref, _ in chunks:
-            w = self._open_writer(ref.pack)
-            if w is not None:
-                w.note_retention(decision.retain_until)
-                continue
-            cur = self._retention_of(ref.pack)
-            if cur is not None and cur < decision.retain_until:
-                self._extend[ref.pack] = decision.retain_until
         packs = sorted({ref.pack for ref, _ in chunks})
+        for p in sorted({*packs, *item.refs}):
+            self.need(p, decision.retain_until)
         pack_index = {p: i for i, p in enumerate(packs)}
         chunk_rows = [
             [pack_index[r.pack], r.offset, r.length, r.plain_len, cid.hex()] for r, cid in chunks
         ]
-        if len(chunks) <= INLINE_CHUNKS:
+        if len(chunks) <= INLINE_CHUNKS and not item.refs:
             # small records: the chunk list travels in the ledger entry, no manifest blob
             manifest_field: dict[str, object] = {"packs": packs, "chunks": chunk_rows}
             all_packs = packs
@@ -386,8 +407,10 @@ class Appender:
                 "packs": packs,
                 "chunks": chunk_rows,
             }
-            mw = self._writer(bucket, 256)
-            mw.note_retention(decision.retain_until)
+            if item.refs:
+                manifest["refs"] = sorted(set(item.refs))
+            mw = self.writer(bucket, 256)
+            mw.note_retention(decision.retain_until + self.lock_margin)
             mref = mw.add(record_id.encode(), BlobKind.MANIFEST, canonical_json(manifest))
             manifest_field = {
                 "pack": mref.pack,
@@ -408,7 +431,7 @@ class Appender:
         sealed = vault.seal_record_details(item.source, item.source_id, item.filename, record_id)
         vault.loader.live_details[record_id] = details
         encoder = None
-        if len(chunks) <= 1:
+        if len(chunks) <= 1 and "chunks" in manifest_field:
             ek = (item.record_class, decision.rule, until_text, item.flags)
             encoder = self._encoders.get(ek)
             if encoder is None:
@@ -479,7 +502,7 @@ class Appender:
             return res
         return None
 
-    def _known(self, cid: bytes, size: int = CDC_MIN) -> BlobRef | None:
+    def known(self, cid: bytes, size: int = CDC_MIN) -> BlobRef | None:
         """A chunk already stored: in this or the last batch, or (unless tiny) in the
         catalog."""
         ref = self._new_chunks.get(cid) or self._prev_chunks.get(cid)
@@ -491,17 +514,19 @@ class Appender:
 
     def _chunk_inline(self, data: bytes, bucket: str, until: datetime) -> tuple[BlobRef, bytes]:
         cid = self.vault.hasher.chunk_id(data)
-        ref = self._known(cid, len(data))
+        ref = self.known(cid, len(data))
         if ref is None:
-            w = self._writer(bucket, len(data))
+            w = self.writer(bucket, len(data))
             w.note_retention(until)
             ref = w.add(cid, BlobKind.CHUNK, data)
             self._new_chunks[cid] = ref
+            self.new_plain += len(data)
+            self.new_stored += ref.length
             if self._closing:
-                self._store_closed()
+                self.store_closed()
         return ref, cid
 
-    def _chunk_stream(
+    def chunk_stream(
         self,
         head: bytes,
         stream: BinaryIO,
@@ -509,12 +534,12 @@ class Appender:
         until: datetime,
         sha: hashlib._Hash,
         chunks: list[tuple[BlobRef, bytes]],
-        prefix: bytearray,
+        prefix: bytearray | None,
     ) -> int:
         """Chunk a large stream. The main thread only reads and cuts; keyed ids, dedup
         lookups, zstd and AES-GCM run in the pool, the whole-content SHA-256 in its own
         thread (in order), and full packs are written by the pack writer thread."""
-        reader = _Prepend(head, stream)
+        reader = Prepend(head, stream)
         queue: deque[tuple[int, PackWriter, Future[_Prepared], int]] = deque()
         size = 0
         slots: list[tuple[BlobRef, bytes] | None] = []
@@ -524,25 +549,20 @@ class Appender:
             while len(queue) > limit:
                 slot, w, fut, plain_len = queue.popleft()
                 cid, known, sealed = fut.result()
-                ref = known or self._new_chunks.get(cid)  # or a twin that finished first
-                if ref is None:
-                    assert sealed is not None
-                    ref = w.add_sealed(cid, BlobKind.CHUNK, sealed, plain_len)
-                    self._new_chunks[cid] = ref
-                slots[slot] = (ref, cid)
-                self._store_closed({id(q[1]) for q in queue})
+                slots[slot] = (self.adopt(w, cid, known, sealed, plain_len), cid)
+                self.store_closed({id(q[1]) for q in queue})
 
         try:
             for c in self._cdc.cut_stream(reader):
                 data = bytes(c.data)
                 size += len(data)
                 digest.update(data)
-                if len(prefix) <= MAX_TEXT:
+                if prefix is not None and len(prefix) <= MAX_TEXT:
                     prefix += data[: MAX_TEXT + 1 - len(prefix)]
-                w = self._writer(bucket, len(data))
+                w = self.writer(bucket, len(data))
                 w.note_retention(until)
                 slots.append(None)
-                fut = self._pool.submit(self._prepare, w, data)
+                fut = self.pool.submit(self.prepare, w, data)
                 queue.append((len(slots) - 1, w, fut, len(data)))
                 drain(IN_FLIGHT)
             drain(0)
@@ -553,10 +573,24 @@ class Appender:
             chunks.append(s)
         return size
 
-    def _prepare(self, w: PackWriter, data: bytes) -> _Prepared:
+    def adopt(
+        self, w: PackWriter, cid: bytes, known: BlobRef | None, sealed: bytes | None, n: int
+    ) -> BlobRef:
+        """Where a prepared chunk lives: where it was found, where a twin prepared at the
+        same time went, or — new — appended to ``w``."""
+        ref = known or self._new_chunks.get(cid)
+        if ref is None:
+            assert sealed is not None
+            ref = w.add_sealed(cid, BlobKind.CHUNK, sealed, n)
+            self._new_chunks[cid] = ref
+            self.new_plain += n
+            self.new_stored += len(sealed)
+        return ref
+
+    def prepare(self, w: PackWriter, data: bytes) -> _Prepared:
         """Worker: keyed id, dedup lookup, then compress and seal only new content."""
         cid = self.vault.hasher.chunk_id(data)
-        known = self._known(cid, len(data))
+        known = self.known(cid, len(data))
         if known is not None:
             return cid, known, None
         return cid, None, w.seal_blob(cid, encode_blob(data))
@@ -577,11 +611,11 @@ class Appender:
         row = self._reader().execute(CHUNK_SQL, (cid,)).fetchone()
         return None if row is None else BlobRef(str(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
-    def _store_closed(self, busy: set[int] | None = None) -> None:
+    def store_closed(self, busy: set[int] | None = None) -> None:
         """Store closed packs that have received all their in-flight blobs."""
         keep = []
         for w in self._closing:
-            if busy and id(w) in busy:
+            if (busy and id(w) in busy) or self.reserved.get(id(w)):
                 keep.append(w)
             else:
                 self._store_pack(w)
@@ -674,7 +708,7 @@ class _OrderedHasher:
         self._t.join()
 
 
-class _Prepend(io.RawIOBase):
+class Prepend(io.RawIOBase):
     """A reader that yields ``head`` and then the rest of ``stream``."""
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,7 @@ from strongroom.vault.packs import (
     parse_header,
     parse_index,
 )
+from strongroom.vault.snapshot import SNAPSHOT_CLASS, read_manifest, show
 from strongroom.vault.vault import Vault
 
 Progress = Callable[[int], None]
@@ -104,6 +106,7 @@ class _Record:
     packs: list[str]
     manifest: dict[str, Any]
     disposed: int | None = None
+    cls: str = ""
 
 
 @dataclass(slots=True)
@@ -144,6 +147,7 @@ class _Ledger:
                 e["retain_until"],
                 list(e["packs"]),
                 dict(e["manifest"]),
+                cls=e["class"],
             )
         elif t is EntryType.RECORD_EXTEND and e["record"] in self.records:
             r = self.records[e["record"]]
@@ -555,7 +559,9 @@ def _check_objects(
     # large records list their content packs in their (encrypted) manifest blob
     for r in folded.records.values():
         if r.disposed is None and "chunks" not in r.manifest and r.id in manifests:
-            r.packs = sorted(set(r.packs) | set(json.loads(manifests[r.id]).get("packs", [])))
+            m = json.loads(manifests[r.id])
+            # a snapshot's file chunks are in the packs of its "refs"
+            r.packs = sorted({*r.packs, *m.get("packs", []), *m.get("refs", [])})
     users: dict[str, list[str]] = {}
     for r in folded.records.values():
         if r.disposed is None:
@@ -606,6 +612,8 @@ def _check_objects(
             check.fail(
                 f"record {r.id}: chunks add up to {total_len}, not {r.size} bytes", records=[r.id]
             )
+        if r.cls == SNAPSHOT_CLASS:
+            _check_tree(vault, r, m, chunk_maps, check)
         if deep and check.ok:
             h = hashlib.sha256()
             try:
@@ -624,6 +632,43 @@ def _check_objects(
             f"referenced by no entry (harmless): {', '.join(orphans[:5])}"
         )
     return total
+
+
+def _check_tree(
+    vault: Vault,
+    r: _Record,
+    m: dict[str, Any],
+    chunk_maps: dict[str, dict[bytes, tuple[int, int]]],
+    check: Check,
+) -> None:
+    """A backup snapshot: its manifest parses and checks, and every chunk a file names is
+    in a pack of the snapshot's ``refs`` (so retained and held with it), where it says."""
+    refs = set(m.get("refs", []))
+    with tempfile.TemporaryFile() as f:
+        try:
+            for data in vault.loader.chunks(m):
+                f.write(data)
+            f.seek(0)
+            tree = read_manifest(f)
+        except StrongroomError as e:
+            check.fail(f"snapshot {r.id}: {e}", records=[r.id])
+            return
+    bad = 0
+    for n in tree.nodes:
+        for pack, off, length, _, cid in n.chunks:
+            if pack in refs and chunk_maps.get(pack, {}).get(cid) == (off, length):
+                continue
+            bad += 1
+            if bad <= 10:
+                why = "a pack the snapshot does not list" if pack not in refs else "not there"
+                check.fail(
+                    f"snapshot {r.id}: {show(n.path)} names chunk {cid.hex()[:16]} in {pack}, "
+                    f"{why}",
+                    records=[r.id],
+                    objects=[pack],
+                )
+    if bad > 10:
+        check.fail(f"snapshot {r.id}: {bad - 10} more missing chunks", records=[r.id])
 
 
 # --- retention and catalog ------------------------------------------------------------------

@@ -1,0 +1,795 @@
+"""Backups: a snapshot of directory trees or of a stream, stored as one record.
+
+The walk (main thread) reads each directory in name order and ``lstat``s every entry.
+A regular file whose size, mtime, ctime and inode equal those in the **file cache**
+(the previous snapshot of the same source, kept decrypted in the state directory and
+rebuilt from that snapshot when missing or stale) keeps its chunk list without being
+read. Other files up to :data:`SMALL` bytes are read, hashed, deduplicated, compressed
+and sealed on the appender's worker threads in groups; larger ones are streamed through
+FastCDC as any large record. Every chunk goes into a pack of the snapshot's expiry
+bucket, with a retain-until of the snapshot's plus the lock margin; every pack the
+snapshot reuses is extended (by the appender) to at least the snapshot's retain-until,
+plus the margin — so a daily backup extends a reused pack about once per margin, not
+every day. The snapshot record lists all those packs as its ``refs``: the catalog,
+holds, disposal and ``verify`` treat them as the snapshot's own.
+
+A file is read between two ``fstat`` calls; if its size, mtime or ctime moved, it is
+read again (up to :data:`RETRIES` times) and, if it never holds still, what was read is
+kept and the node is marked ``"changed": true`` and reported — never silently torn.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fnmatch
+import grp
+import hashlib
+import io
+import json
+import os
+import pwd
+import re
+import socket
+import stat
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+import zstandard
+
+from strongroom.core.retention import format_time
+from strongroom.errors import BadInput, CorruptVault
+from strongroom.vault.config import write_atomic
+from strongroom.vault.ingest import SMALL, Appender, AppendResult, Item, Prepend
+from strongroom.vault.packs import BlobRef, PackWriter, bucket_of
+from strongroom.vault.snapshot import (
+    FORMAT,
+    MAX_PATH,
+    SNAPSHOT_CLASS,
+    VERSION,
+    check_path,
+    encode_line,
+    get_bytes,
+    iter_lines,
+    parse_header,
+    put_bytes,
+    show,
+    type_of,
+)
+from strongroom.vault.vault import Vault
+
+LOCK_MARGIN = timedelta(days=10)
+RETRIES = 3
+GROUP_FILES = 32  # small files read and sealed per worker job
+GROUP_BYTES = 2 << 20
+JOBS_IN_FLIGHT = 4
+COMMIT_BYTES = 1 << 30  # new data between intermediate commits (progress survives a crash)
+MAX_WARNINGS = 100
+_CHUNKS_IN = (
+    "SELECT c.id, c.pack, c.offset, c.length FROM chunks c JOIN packs p"
+    " ON p.name = c.pack WHERE p.deleted_serial IS NULL AND c.pack IN ({})"
+)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+
+
+@dataclass(slots=True)
+class BackupResult:
+    snapshot: str
+    serial: int
+    retain_until: datetime
+    parent: str | None
+    files: int = 0
+    dirs: int = 0
+    other: int = 0
+    bytes: int = 0
+    unchanged: int = 0
+    new_bytes: int = 0
+    stored_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "snapshot": self.snapshot,
+            "serial": self.serial,
+            "retain_until": format_time(self.retain_until),
+            "parent": self.parent,
+            "files": self.files,
+            "dirs": self.dirs,
+            "other": self.other,
+            "bytes": self.bytes,
+            "unchanged_files": self.unchanged,
+            "new_bytes": self.new_bytes,
+            "stored_bytes": self.stored_bytes,
+            "warnings": self.warnings,
+        }
+
+
+def default_source() -> str:
+    """The host name as a source label (``a-z 0-9 . _ -``)."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-.")
+    return (name or "host")[:64]
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino) == (
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+        b.st_ino,
+    )
+
+
+@dataclass(slots=True)
+class _Read:
+    """What a worker made of one small file."""
+
+    st: os.stat_result | None = None
+    sha256: str = ""
+    cid: bytes = b""
+    known: BlobRef | None = None
+    sealed: bytes | None = None
+    size: int = 0
+    changed: bool = False
+    error: str = ""
+    big: bool = False  # grew past SMALL: the main thread streams it
+
+
+@dataclass(slots=True)
+class _Job:
+    nodes: list[dict[str, Any]]
+    paths: list[bytes]
+    writers: list[PackWriter]
+    future: Future[list[_Read]] | None = None
+
+
+class FileCache:
+    """path -> (size, mtime, ctime, inode, sha256, chunks) of the files of one snapshot.
+
+    Derived only: kept in ``<state>/files/<source key>.zst`` for speed, rebuilt from the
+    snapshot itself when missing or for another snapshot. Entries are used only if every
+    chunk they name is still where the catalog says (:meth:`Backup._load_cache`).
+    """
+
+    def __init__(self, snapshot: str, files: dict[bytes, tuple[Any, ...]]) -> None:
+        self.snapshot = snapshot
+        self.files = files
+
+    @staticmethod
+    def path(vault: Vault, source_key: str) -> Path:
+        return vault.state / "files" / f"{source_key[:32]}.zst"
+
+    @staticmethod
+    def from_manifest(snapshot: str, f: IO[bytes], header: bool = True) -> FileCache:
+        lines = iter_lines(f)
+        if header:
+            parse_header(next(lines, b"{}"))
+        files: dict[bytes, tuple[Any, ...]] = {}
+        for line in lines:
+            n = json.loads(line)
+            if n.get("type") != "file" or n.get("changed") or n.get("error"):
+                continue
+            p = get_bytes(n, "path")
+            if p is None:
+                continue
+            files[p] = (
+                n.get("size"),
+                n.get("mtime_ns"),
+                n.get("ctime_ns"),
+                n.get("inode"),
+                n.get("sha256"),
+                n.get("chunks", []),
+            )
+        return FileCache(snapshot, files)
+
+    def save(self, target: Path) -> None:
+        out = io.BytesIO()
+        out.write(encode_line({"snapshot": self.snapshot}))
+        for p, v in self.files.items():
+            row: dict[str, Any] = {"v": list(v)}
+            put_bytes(row, "p", p)
+            out.write(encode_line(row))
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        write_atomic(target, zstandard.ZstdCompressor(level=3).compress(out.getvalue()))
+
+    @staticmethod
+    def load(source: Path) -> FileCache | None:
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(source.read_bytes())
+        except (OSError, zstandard.ZstdError):
+            return None
+        try:
+            lines = raw.split(b"\n")
+            snapshot = json.loads(lines[0])["snapshot"]
+            files: dict[bytes, tuple[Any, ...]] = {}
+            for line in lines[1:]:
+                if line:
+                    row = json.loads(line)
+                    p = get_bytes(row, "p")
+                    if p is not None:
+                        files[p] = tuple(row["v"])
+        except (ValueError, KeyError, TypeError, IndexError, CorruptVault):
+            return None
+        return FileCache(str(snapshot), files)
+
+
+class Backup:
+    """One backup run: walk, store, and append the snapshot record."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        source: str | None = None,
+        excludes: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
+        lock_margin: timedelta = LOCK_MARGIN,
+        progress: Callable[[int], None] | None = None,
+        after_read: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.vault = vault
+        self.source = source or default_source()
+        self.tags = tuple(sorted(set(tags)))
+        self.lock_margin = lock_margin
+        self.progress = progress
+        self._after_read = after_read  # tests: change a file right after it was read
+        self._exclude = [re.compile(fnmatch.translate(g)) for g in excludes]
+        self._excludes = excludes
+        self._names: dict[tuple[str, int], str | None] = {}
+        self._links: dict[tuple[int, int], bytes] = {}
+        self._refs: set[str] = set()
+        self._jobs: deque[_Job | dict[str, Any]] = deque()
+        self._in_flight = 0
+        self._job: _Job | None = None
+        self._job_bytes = 0
+        self._warnings: list[str] = []
+        self._warned = 0
+        self._committed_at = 0
+        self._cache: FileCache | None = None
+        self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in run)
+        self._ap: Appender | None = None
+        self._until = datetime.min
+        self._bucket = ""
+        self.stats = BackupResult("", -1, datetime.min, None)
+
+    # --- entry points ---------------------------------------------------------------------
+
+    def run(self, paths: list[str]) -> BackupResult:
+        if not paths:
+            raise BadInput("nothing to back up", "Name one or more directories or files.")
+        roots: list[bytes] = []
+        for p in paths:
+            full = os.path.abspath(os.fsencode(p))  # noqa: PTH100 (bytes: any file name)
+            try:
+                os.lstat(full)
+            except OSError as e:
+                raise BadInput(f"cannot back up {p}: {e.strerror or e}") from e
+            roots.append(full)
+        roots = sorted(set(roots))
+        for a in roots:
+            for b in roots:
+                if a != b and b.startswith(a.rstrip(b"/") + b"/"):
+                    raise BadInput(f"{show(b)} is inside {show(a)}", "Name each tree once.")
+        source_id = "paths:" + "\n".join(show(r) for r in roots)
+        return self._run(source_id, [show(r) for r in roots], lambda: self._walk_all(roots))
+
+    def run_stream(self, stream: BinaryIO, name: str) -> BackupResult:
+        rel = os.fsencode(name)
+        try:
+            check_path(rel, "name")
+        except CorruptVault as e:
+            raise BadInput(
+                f"invalid --name {name!r}", "A relative path without '..', e.g. db.sql."
+            ) from e
+
+        def walk() -> None:
+            now = self.vault.now()
+            node: dict[str, Any] = {"type": "file", "mode": 0o600}
+            put_bytes(node, "path", rel)
+            node["mtime_ns"] = node["atime_ns"] = int(now.timestamp() * 1e9)
+            self._stream_into(node, stream, None)
+            self.stats.bytes += node["size"]
+            self._emit(node)
+
+        return self._run("stdin:" + name, [], walk, name=name)
+
+    # --- the run --------------------------------------------------------------------------
+
+    def _run(
+        self, source_id: str, paths: list[str], walk: Callable[[], None], name: str = ""
+    ) -> BackupResult:
+        vault = self.vault
+        source_key = vault.source_key(self.source, source_id)
+        acks: list[AppendResult] = []
+        try:
+            with Appender(vault, on_ack=acks.append, lock_margin=self.lock_margin) as ap:
+                self._ap = ap
+                started, start = vault.times()
+                decision = vault.opts.policy.decide(SNAPSHOT_CLASS, self.source, start)
+                self._until = decision.retain_until
+                self._bucket = bucket_of(decision.retain_until)
+                parent = self._parent(source_key)
+                self.stats.parent = parent
+                if parent is not None:
+                    self._cache = self._load_cache(parent, source_key)
+                walk()
+                self._drain(0)
+                header = {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "name": name,
+                    "host": socket.gethostname(),
+                    "source": self.source,
+                    "paths": paths,
+                    "excludes": list(self._excludes),
+                    "tags": list(self.tags),
+                    "started": format_time(started),
+                    "parent": parent,
+                    "nodes": self._nodes,
+                    "files": self.stats.files,
+                    "dirs": self.stats.dirs,
+                    "other": self.stats.other,
+                    "bytes": self.stats.bytes,
+                    "unchanged_files": self.stats.unchanged,
+                    "new_bytes": ap.new_plain,
+                    "stored_bytes": ap.new_stored,
+                    "warnings": self._warnings,
+                    "more_warnings": self._warned - len(self._warnings),
+                }
+                self._spool.seek(0)
+                content = cast(
+                    BinaryIO,
+                    io.BufferedReader(Prepend(encode_line(header), cast(BinaryIO, self._spool))),
+                )
+                ap.add(
+                    Item(
+                        open=lambda: content,
+                        record_class=SNAPSHOT_CLASS,
+                        source=self.source,
+                        source_id=source_id,
+                        filename=name or (paths[0] if paths else ""),
+                        refs=tuple(sorted(self._refs)),
+                    )
+                )
+                ap.commit()
+                self.stats.new_bytes = ap.new_plain
+                self.stats.stored_bytes = ap.new_stored
+            result = next((r for r in acks if not r.duplicate), None)
+            if result is None:  # cannot happen: the header's start time makes it new
+                raise CorruptVault("the snapshot record was not acknowledged")
+            self.stats.snapshot = result.record
+            self.stats.serial = result.serial
+            self.stats.retain_until = result.retain_until
+            self.stats.warnings = self._warnings
+            # the next run's file cache: this snapshot's files, from the spooled nodes
+            self._spool.seek(0)
+            cache = FileCache.from_manifest(result.record, self._spool, header=False)
+            with contextlib.suppress(OSError):  # only a cache: rebuilt from the snapshot
+                cache.save(FileCache.path(self.vault, source_key))
+        finally:
+            self._spool.close()
+        return self.stats
+
+    @property
+    def _nodes(self) -> int:
+        return self.stats.files + self.stats.dirs + self.stats.other
+
+    def _parent(self, source_key: str) -> str | None:
+        row = self.vault.catalog.db.execute(
+            "SELECT id FROM records WHERE class = ? AND source_key = ? AND disposed_serial IS NULL"
+            " ORDER BY serial DESC LIMIT 1",
+            (SNAPSHOT_CLASS, source_key),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _load_cache(self, parent: str, source_key: str) -> FileCache | None:
+        """The parent's files, from the local cache or rebuilt from the parent snapshot;
+        only entries whose chunks are all still where the catalog says are kept."""
+        cache = FileCache.load(FileCache.path(self.vault, source_key))
+        if cache is None or cache.snapshot != parent:
+            with tempfile.TemporaryFile() as f:
+                self.vault.read_record(parent, f, audit=False)
+                f.seek(0)
+                cache = FileCache.from_manifest(parent, f)
+        packs = sorted({c[0] for v in cache.files.values() for c in v[5]})
+        where: dict[tuple[str, bytes], tuple[int, int]] = {}
+        db = self.vault.catalog.db
+        for i in range(0, len(packs), 500):
+            part = packs[i : i + 500]
+            sql = _CHUNKS_IN.format(",".join("?" * len(part)))
+            for cid, pack, off, length in db.execute(sql, part):
+                where[(str(pack), bytes(cid))] = (int(off), int(length))
+        good: dict[bytes, tuple[Any, ...]] = {}
+        for p, v in cache.files.items():
+            try:
+                if all(where.get((c[0], bytes.fromhex(c[4]))) == (c[1], c[2]) for c in v[5]):
+                    good[p] = v
+            except (TypeError, ValueError, IndexError):
+                continue
+        return FileCache(parent, good)
+
+    # --- the walk -------------------------------------------------------------------------
+
+    def _warn(self, message: str) -> None:
+        self._warned += 1
+        if len(self._warnings) < MAX_WARNINGS:
+            self._warnings.append(message)
+
+    def _excluded(self, path: bytes) -> bool:
+        if not self._exclude:
+            return False
+        text = show(path)
+        base = text.rpartition("/")[2]
+        return any(rx.match(text) or rx.match(base) for rx in self._exclude)
+
+    def _walk_all(self, roots: list[bytes]) -> None:
+        for root in roots:
+            self._walk(root)
+
+    def _walk(self, root: bytes) -> None:
+        stack: list[Iterator[bytes]] = [iter([root])]
+        while stack:
+            path = next(stack[-1], None)
+            if path is None:
+                stack.pop()
+                continue
+            if self._excluded(path):
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError as e:
+                self._warn(f"{show(path)}: {e.strerror or e}; not backed up")
+                continue
+            if len(path) > MAX_PATH:
+                self._warn(f"{show(path)[:80]}...: path longer than {MAX_PATH} bytes; skipped")
+                continue
+            node = self._node(path, st)
+            if node is None:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if path != b"/":  # the file system root has no name to restore under
+                    self._emit(node)
+                try:
+                    with os.scandir(path) as it:
+                        names = sorted(e.name for e in it)
+                except OSError as e:
+                    self._warn(f"{show(path)}: cannot list: {e.strerror or e}")
+                    continue
+                base = path.rstrip(b"/")
+                stack.append(iter([base + b"/" + n for n in names]))
+            elif stat.S_ISREG(st.st_mode):
+                self._file(path, st, node)
+            else:
+                self._emit(node)
+
+    def _name(self, kind: str, ident: int) -> str | None:
+        key = (kind, ident)
+        if key not in self._names:
+            try:
+                self._names[key] = (
+                    pwd.getpwuid(ident).pw_name if kind == "u" else grp.getgrgid(ident).gr_name
+                )
+            except KeyError:
+                self._names[key] = None
+        return self._names[key]
+
+    def _node(self, path: bytes, st: os.stat_result) -> dict[str, Any] | None:
+        kind = type_of(st.st_mode)
+        if kind is None:
+            self._warn(f"{show(path)}: unknown file type; skipped")
+            return None
+        node: dict[str, Any] = {"type": kind}
+        put_bytes(node, "path", path.lstrip(b"/") or b".")
+        node["mode"] = stat.S_IMODE(st.st_mode)
+        node["uid"], node["gid"] = st.st_uid, st.st_gid
+        user, group = self._name("u", st.st_uid), self._name("g", st.st_gid)
+        if user:
+            node["user"] = user
+        if group:
+            node["group"] = group
+        node["mtime_ns"], node["atime_ns"], node["ctime_ns"] = (
+            st.st_mtime_ns,
+            st.st_atime_ns,
+            st.st_ctime_ns,
+        )
+        node["inode"] = st.st_ino
+        if kind == "symlink":
+            try:
+                put_bytes(node, "target", os.readlink(path))  # noqa: PTH115 (bytes)
+            except OSError as e:
+                self._warn(f"{show(path)}: cannot read link: {e.strerror or e}; skipped")
+                return None
+        elif kind in ("char", "block"):
+            node["rdev"] = st.st_rdev
+        if kind in ("file", "dir"):
+            xattrs = self._xattrs(path)
+            if xattrs:
+                node["xattrs"] = xattrs
+        if kind == "file" and st.st_nlink > 1:
+            first = self._links.get((st.st_dev, st.st_ino))
+            if first is not None:
+                node["type"] = "hardlink"
+                put_bytes(node, "link", first)
+            else:
+                self._links[(st.st_dev, st.st_ino)] = path.lstrip(b"/")
+        return node
+
+    def _xattrs(self, path: bytes) -> dict[str, str]:
+        try:
+            names = os.listxattr(path, follow_symlinks=False)
+        except OSError:
+            return {}
+        out: dict[str, str] = {}
+        for n in sorted(names):
+            try:
+                out[n] = base64.b64encode(os.getxattr(path, n, follow_symlinks=False)).decode()
+            except OSError as e:
+                self._warn(f"{show(path)}: cannot read extended attribute {n}: {e.strerror or e}")
+        return out
+
+    def _emit(self, node: dict[str, Any]) -> None:
+        """Queue a node behind those still being read: lines stay in walk order."""
+        kind = node["type"]
+        if kind == "dir":
+            self.stats.dirs += 1
+        elif kind in ("file", "hardlink"):
+            self.stats.files += 1
+        else:
+            self.stats.other += 1
+        if self._jobs:
+            self._jobs.append(node)
+        else:
+            self._spool.write(encode_line(node))
+
+    def _file(self, path: bytes, st: os.stat_result, node: dict[str, Any]) -> None:
+        if node["type"] == "hardlink":
+            self._emit(node)
+            return
+        rel = path.lstrip(b"/")
+        cached = self._cache.files.get(rel) if self._cache else None
+        if cached is not None and tuple(cached[:4]) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+        ):
+            node["size"], node["sha256"], node["chunks"] = cached[0], cached[4], cached[5]
+            self._refs.update(c[0] for c in cached[5])
+            self.stats.unchanged += 1
+            self.stats.bytes += st.st_size
+            if self.progress:
+                self.progress(st.st_size)
+            self._emit(node)
+            return
+        if st.st_size > SMALL:
+            self._drain(0)
+            self._stream_file(path, node)
+            self._emit(node)
+            return
+        ap = self._ap
+        assert ap is not None
+        if self._job is None:
+            self._job = _Job([], [], [])
+            self._jobs.append(self._job)
+            self._job_bytes = 0
+        w = ap.writer(self._bucket, st.st_size)
+        w.note_retention(self._until + self.lock_margin)
+        ap.reserved[id(w)] = ap.reserved.get(id(w), 0) + 1
+        self._job.nodes.append(node)
+        self._job.paths.append(path)
+        self._job.writers.append(w)
+        self._job_bytes += st.st_size
+        self.stats.files += 1
+        if len(self._job.nodes) >= GROUP_FILES or self._job_bytes >= GROUP_BYTES:
+            self._submit()
+
+    def _submit(self) -> None:
+        job, self._job = self._job, None
+        if job is None:
+            return
+        ap = self._ap
+        assert ap is not None
+        job.future = ap.pool.submit(self._read_group, job.paths, job.writers)
+        self._in_flight += 1
+        self._drain(JOBS_IN_FLIGHT)
+
+    def _drain(self, limit: int) -> None:
+        """Take finished jobs (and the nodes queued behind them) off the queue, in order,
+        until at most ``limit`` jobs are in flight."""
+        if limit == 0:
+            self._submit()
+        ap = self._ap
+        assert ap is not None
+        while self._jobs:
+            head = self._jobs[0]
+            if isinstance(head, dict):
+                self._spool.write(encode_line(self._jobs.popleft()))  # type: ignore[arg-type]
+                continue
+            if head.future is None or (self._in_flight <= limit and not head.future.done()):
+                break
+            self._jobs.popleft()
+            self._in_flight -= 1
+            for node, path, w, r in zip(
+                head.nodes, head.paths, head.writers, head.future.result(), strict=True
+            ):
+                try:
+                    self._finish_small(node, path, w, r)
+                finally:
+                    ap.reserved[id(w)] -= 1
+                self._spool.write(encode_line(node))
+            ap.store_closed()
+        if ap.new_plain - self._committed_at >= COMMIT_BYTES and not self._jobs:
+            # an intermediate commit: the packs so far enter the ledger and the catalog,
+            # so a run killed later restarts from them (deduplicated) instead of from zero
+            ap.commit()
+            self._committed_at = ap.new_plain
+
+    def _finish_small(self, node: dict[str, Any], path: bytes, w: PackWriter, r: _Read) -> None:
+        ap = self._ap
+        assert ap is not None
+        if r.error:
+            node["error"] = r.error
+            node["size"] = 0
+            self._warn(f"{show(path)}: {r.error}; recorded without content")
+            return
+        if r.big:  # grew past SMALL since the walk: streamed like a large file
+            self._stream_file(path, node)
+            return
+        self._describe(node, r.st)
+        node["size"] = r.size
+        node["sha256"] = r.sha256
+        if r.size:
+            ref = ap.adopt(w, r.cid, r.known, r.sealed, r.size)
+            node["chunks"] = [[ref.pack, ref.offset, ref.length, ref.plain_len, r.cid.hex()]]
+            self._refs.add(ref.pack)
+        else:
+            node["chunks"] = []
+        if r.changed:
+            node["changed"] = True
+            self._warn(f"{show(path)}: changed while it was read; what was read is kept")
+        self.stats.bytes += r.size
+        if self.progress:
+            self.progress(r.size)
+
+    @staticmethod
+    def _describe(node: dict[str, Any], st: os.stat_result | None) -> None:
+        """Times and size as read (the walk's lstat may be older)."""
+        if st is not None:
+            node["mode"] = stat.S_IMODE(st.st_mode)
+            node["mtime_ns"], node["ctime_ns"], node["inode"] = (
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+                st.st_ino,
+            )
+
+    def _read_group(self, paths: list[bytes], writers: list[PackWriter]) -> list[_Read]:
+        """Worker: read, hash, look up and seal a group of small files."""
+        ap = self._ap
+        assert ap is not None
+        hasher = self.vault.hasher
+        out = []
+        for path, w in zip(paths, writers, strict=True):
+            r = _Read()
+            data = b""
+            for attempt in range(RETRIES):
+                try:
+                    fd = os.open(path, _READ_FLAGS)
+                except OSError as e:
+                    r.error = f"cannot open: {e.strerror or e}"
+                    break
+                try:
+                    before = os.fstat(fd)
+                    if not stat.S_ISREG(before.st_mode):
+                        r.error = "replaced by something that is not a file"
+                        break
+                    parts = []
+                    got = 0
+                    while got <= SMALL:
+                        b = os.read(fd, SMALL + 1 - got)
+                        if not b:
+                            break
+                        parts.append(b)
+                        got += len(b)
+                    data = b"".join(parts)
+                    if self._after_read is not None:
+                        self._after_read(path)
+                    after = os.fstat(fd)
+                except OSError as e:
+                    r.error = f"read error: {e.strerror or e}"
+                    break
+                finally:
+                    os.close(fd)
+                r.st = after
+                r.changed = not (_same(before, after) and len(data) == after.st_size)
+                if not r.changed:
+                    break
+                del attempt
+            if r.error:
+                out.append(r)
+                continue
+            if len(data) > SMALL:
+                r.big = True
+                out.append(r)
+                continue
+            r.size = len(data)
+            r.sha256 = hashlib.sha256(data).hexdigest()
+            if data:
+                r.cid = hasher.chunk_id(data)
+                r.known = ap.known(r.cid, len(data))
+                if r.known is None:
+                    _, _, r.sealed = ap.prepare(w, data)
+            out.append(r)
+        return out
+
+    def _stream_file(self, path: bytes, node: dict[str, Any]) -> None:
+        for attempt in range(RETRIES):
+            try:
+                fd = os.open(path, _READ_FLAGS)
+            except OSError as e:
+                node["error"] = f"cannot open: {e.strerror or e}"
+                node["size"] = 0
+                self._warn(f"{show(path)}: {node['error']}; recorded without content")
+                return
+            with os.fdopen(fd, "rb", buffering=0) as f:
+                before = os.fstat(fd)
+                try:
+                    self._stream_into(node, f, path)
+                except OSError as e:
+                    node["error"] = f"read error: {e.strerror or e}"
+                    node["size"], node["chunks"] = 0, []
+                    node.pop("sha256", None)
+                    self._warn(f"{show(path)}: {node['error']}; recorded without content")
+                    return
+                after = os.fstat(fd)
+            self._describe(node, after)
+            if _same(before, after) and node["size"] == after.st_size:
+                node.pop("changed", None)
+                break
+            node["changed"] = True
+            del attempt
+        self.stats.bytes += node["size"]
+        if node.get("changed"):
+            self._warn(f"{show(path)}: changed while it was read; what was read is kept")
+
+    def _stream_into(self, node: dict[str, Any], stream: BinaryIO, path: bytes | None) -> None:
+        ap = self._ap
+        assert ap is not None
+        sha = hashlib.sha256()
+        chunks: list[tuple[BlobRef, bytes]] = []
+        size = ap.chunk_stream(
+            b"",
+            cast(BinaryIO, _Counting(stream, self.progress)),
+            self._bucket,
+            self._until + self.lock_margin,
+            sha,
+            chunks,
+            None,
+        )
+        if path is not None and self._after_read is not None:
+            self._after_read(path)
+        node["size"] = size
+        node["sha256"] = sha.hexdigest()
+        node["chunks"] = [[r.pack, r.offset, r.length, r.plain_len, c.hex()] for r, c in chunks]
+        self._refs.update(r.pack for r, _ in chunks)
+
+
+class _Counting(io.RawIOBase):
+    """A reader that reports progress."""
+
+    def __init__(self, stream: BinaryIO, progress: Callable[[int], None] | None) -> None:
+        self._s = stream
+        self._p = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        n = self._s.readinto(b)  # type: ignore[attr-defined]
+        if n and self._p:
+            self._p(n)
+        return int(n or 0)
