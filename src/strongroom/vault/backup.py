@@ -32,6 +32,7 @@ import pwd
 import re
 import socket
 import stat
+import struct
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -71,10 +72,7 @@ GROUP_BYTES = 2 << 20
 JOBS_IN_FLIGHT = 4
 COMMIT_BYTES = 1 << 30  # new data between intermediate commits (progress survives a crash)
 MAX_WARNINGS = 100
-_CHUNKS_IN = (
-    "SELECT c.id, c.pack, c.offset, c.length FROM chunks c JOIN packs p"
-    " ON p.name = c.pack WHERE p.deleted_serial IS NULL AND c.pack IN ({})"
-)
+_LIVE_PACKS = "SELECT name FROM packs WHERE deleted_serial IS NULL AND name IN ({})"
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
 
 
@@ -149,73 +147,106 @@ class _Job:
 
 
 class FileCache:
-    """path -> (size, mtime, ctime, inode, sha256, chunks) of the files of one snapshot.
+    """The files of the last snapshot of a source: path -> (size, mtime, ctime, inode,
+    packs, node line). A file whose ``lstat`` shows the same four values is unchanged —
+    content and metadata, since any change moves its ctime — and its manifest line is
+    reused as it was, without reading the file.
 
-    Derived only: kept in ``<state>/files/<source key>.zst`` for speed, rebuilt from the
-    snapshot itself when missing or for another snapshot. Entries are used only if every
-    chunk they name is still where the catalog says (:meth:`Backup._load_cache`).
+    Derived only: kept in ``<state>/files/<source key>.cache`` and rebuilt from the
+    snapshot itself when missing, unreadable or for another snapshot. It is trusted as
+    the catalog is (both are this host's local state); ``backup --force`` ignores it.
+    The format is a small binary one (docs/formats/state.md), because parsing 60,000
+    JSON lines costs more than the rest of an incremental backup's bookkeeping.
     """
 
-    def __init__(self, snapshot: str, files: dict[bytes, tuple[Any, ...]]) -> None:
+    MAGIC = b"SRFILECACHE1\n"
+    _ROW = struct.Struct(">HQqqQHI")  # path len, size, mtime, ctime, inode, packs, line len
+
+    def __init__(self, snapshot: str) -> None:
         self.snapshot = snapshot
-        self.files = files
+        self.files: dict[bytes, tuple[int, int, int, int, tuple[str, ...], bytes]] = {}
 
     @staticmethod
     def path(vault: Vault, source_key: str) -> Path:
-        return vault.state / "files" / f"{source_key[:32]}.zst"
+        return vault.state / "files" / f"{source_key[:32]}.cache"
+
+    def add(self, node: dict[str, Any], line: bytes) -> None:
+        if node.get("type") != "file" or node.get("changed") or node.get("error"):
+            return
+        p = get_bytes(node, "path")
+        if p is None:
+            return
+        key = (node.get("size"), node.get("mtime_ns"), node.get("ctime_ns"), node.get("inode"))
+        if not all(isinstance(x, int) for x in key):
+            return
+        packs = tuple(sorted({c[0] for c in node.get("chunks", ())}))
+        self.files[p] = (*key, packs, line)  # type: ignore[assignment]
 
     @staticmethod
-    def from_manifest(snapshot: str, f: IO[bytes], header: bool = True) -> FileCache:
+    def from_manifest(snapshot: str, f: IO[bytes]) -> FileCache:
+        cache = FileCache(snapshot)
         lines = iter_lines(f)
-        if header:
-            parse_header(next(lines, b"{}"))
-        files: dict[bytes, tuple[Any, ...]] = {}
+        parse_header(next(lines, b"{}"))
         for line in lines:
-            n = json.loads(line)
-            if n.get("type") != "file" or n.get("changed") or n.get("error"):
-                continue
-            p = get_bytes(n, "path")
-            if p is None:
-                continue
-            files[p] = (
-                n.get("size"),
-                n.get("mtime_ns"),
-                n.get("ctime_ns"),
-                n.get("inode"),
-                n.get("sha256"),
-                n.get("chunks", []),
-            )
-        return FileCache(snapshot, files)
+            if b'"type":"file"' in line:
+                cache.add(json.loads(line), line)
+        return cache
 
     def save(self, target: Path) -> None:
-        out = io.BytesIO()
-        out.write(encode_line({"snapshot": self.snapshot}))
-        for p, v in self.files.items():
-            row: dict[str, Any] = {"v": list(v)}
-            put_bytes(row, "p", p)
-            out.write(encode_line(row))
+        packs = sorted({p for v in self.files.values() for p in v[4]})
+        index = {p: i for i, p in enumerate(packs)}
+        head = json.dumps({"snapshot": self.snapshot, "packs": packs}).encode()
+        out = [struct.pack(">I", len(head)), head]
+        row = self._ROW.pack
+        for p, (size, mtime, ctime, ino, ps, line) in self.files.items():
+            out.append(row(len(p), size, mtime, ctime, ino, len(ps), len(line)))
+            out.append(p)
+            out.append(struct.pack(f">{len(ps)}I", *(index[x] for x in ps)))
+            out.append(line)
+        body = zstandard.ZstdCompressor(level=1, write_checksum=True).compress(b"".join(out))
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        write_atomic(target, zstandard.ZstdCompressor(level=3).compress(out.getvalue()))
+        write_atomic(target, self.MAGIC + body)
 
     @staticmethod
     def load(source: Path) -> FileCache | None:
         try:
-            raw = zstandard.ZstdDecompressor().decompress(source.read_bytes())
-        except (OSError, zstandard.ZstdError):
+            raw = source.read_bytes()
+            if not raw.startswith(FileCache.MAGIC):
+                return None
+            data = zstandard.ZstdDecompressor().decompress(raw[len(FileCache.MAGIC) :])
+            (n,) = struct.unpack_from(">I", data)
+            head = json.loads(data[4 : 4 + n])
+            cache, packs = FileCache(str(head["snapshot"])), list(head["packs"])
+            pos, row, files = 4 + n, FileCache._ROW, cache.files
+            while pos < len(data):
+                plen, size, mtime, ctime, ino, np_, llen = row.unpack_from(data, pos)
+                pos += row.size
+                p = data[pos : pos + plen]
+                pos += plen
+                idx = struct.unpack_from(f">{np_}I", data, pos)
+                pos += 4 * np_
+                files[p] = (
+                    size,
+                    mtime,
+                    ctime,
+                    ino,
+                    tuple(packs[i] for i in idx),
+                    data[pos : pos + llen],
+                )
+                pos += llen
+                if pos > len(data):
+                    return None
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            struct.error,
+            zstandard.ZstdError,
+        ):
             return None
-        try:
-            lines = raw.split(b"\n")
-            snapshot = json.loads(lines[0])["snapshot"]
-            files: dict[bytes, tuple[Any, ...]] = {}
-            for line in lines[1:]:
-                if line:
-                    row = json.loads(line)
-                    p = get_bytes(row, "p")
-                    if p is not None:
-                        files[p] = tuple(row["v"])
-        except (ValueError, KeyError, TypeError, IndexError, CorruptVault):
-            return None
-        return FileCache(str(snapshot), files)
+        return cache
 
 
 class Backup:
@@ -231,7 +262,9 @@ class Backup:
         lock_margin: timedelta = LOCK_MARGIN,
         progress: Callable[[int], None] | None = None,
         after_read: Callable[[bytes], None] | None = None,
+        force: bool = False,
     ) -> None:
+        self.force = force
         self.vault = vault
         self.source = source or default_source()
         self.tags = tuple(sorted(set(tags)))
@@ -243,7 +276,7 @@ class Backup:
         self._names: dict[tuple[str, int], str | None] = {}
         self._links: dict[tuple[int, int], bytes] = {}
         self._refs: set[str] = set()
-        self._jobs: deque[_Job | dict[str, Any]] = deque()
+        self._jobs: deque[_Job | bytes] = deque()
         self._in_flight = 0
         self._job: _Job | None = None
         self._job_bytes = 0
@@ -251,6 +284,7 @@ class Backup:
         self._warned = 0
         self._committed_at = 0
         self._cache: FileCache | None = None
+        self._next_cache = FileCache("")
         self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in run)
         self._ap: Appender | None = None
         self._until = datetime.min
@@ -291,7 +325,7 @@ class Backup:
             now = self.vault.now()
             node: dict[str, Any] = {"type": "file", "mode": 0o600}
             put_bytes(node, "path", rel)
-            node["mtime_ns"] = node["atime_ns"] = int(now.timestamp() * 1e9)
+            node["mtime_ns"] = int(now.timestamp() * 1e9)
             self._stream_into(node, stream, None)
             self.stats.bytes += node["size"]
             self._emit(node)
@@ -315,7 +349,7 @@ class Backup:
                 self._bucket = bucket_of(decision.retain_until)
                 parent = self._parent(source_key)
                 self.stats.parent = parent
-                if parent is not None:
+                if parent is not None and not self.force:
                     self._cache = self._load_cache(parent, source_key)
                 walk()
                 self._drain(0)
@@ -366,11 +400,10 @@ class Backup:
             self.stats.serial = result.serial
             self.stats.retain_until = result.retain_until
             self.stats.warnings = self._warnings
-            # the next run's file cache: this snapshot's files, from the spooled nodes
-            self._spool.seek(0)
-            cache = FileCache.from_manifest(result.record, self._spool, header=False)
+            # the next run's file cache: this snapshot's files
+            self._next_cache.snapshot = result.record
             with contextlib.suppress(OSError):  # only a cache: rebuilt from the snapshot
-                cache.save(FileCache.path(self.vault, source_key))
+                self._next_cache.save(FileCache.path(self.vault, source_key))
         finally:
             self._spool.close()
         return self.stats
@@ -389,29 +422,23 @@ class Backup:
 
     def _load_cache(self, parent: str, source_key: str) -> FileCache | None:
         """The parent's files, from the local cache or rebuilt from the parent snapshot;
-        only entries whose chunks are all still where the catalog says are kept."""
+        entries naming a pack that is no longer live are dropped."""
         cache = FileCache.load(FileCache.path(self.vault, source_key))
         if cache is None or cache.snapshot != parent:
             with tempfile.TemporaryFile() as f:
                 self.vault.read_record(parent, f, audit=False)
                 f.seek(0)
                 cache = FileCache.from_manifest(parent, f)
-        packs = sorted({c[0] for v in cache.files.values() for c in v[5]})
-        where: dict[tuple[str, bytes], tuple[int, int]] = {}
+        packs = sorted({p for v in cache.files.values() for p in v[4]})
+        live: set[str] = set()
         db = self.vault.catalog.db
         for i in range(0, len(packs), 500):
             part = packs[i : i + 500]
-            sql = _CHUNKS_IN.format(",".join("?" * len(part)))
-            for cid, pack, off, length in db.execute(sql, part):
-                where[(str(pack), bytes(cid))] = (int(off), int(length))
-        good: dict[bytes, tuple[Any, ...]] = {}
-        for p, v in cache.files.items():
-            try:
-                if all(where.get((c[0], bytes.fromhex(c[4]))) == (c[1], c[2]) for c in v[5]):
-                    good[p] = v
-            except (TypeError, ValueError, IndexError):
-                continue
-        return FileCache(parent, good)
+            sql = _LIVE_PACKS.format(",".join("?" * len(part)))
+            live.update(str(r[0]) for r in db.execute(sql, part))
+        if live != set(packs):
+            cache.files = {p: v for p, v in cache.files.items() if set(v[4]) <= live}
+        return cache
 
     # --- the walk -------------------------------------------------------------------------
 
@@ -448,6 +475,17 @@ class Backup:
             if len(path) > MAX_PATH:
                 self._warn(f"{show(path)[:80]}...: path longer than {MAX_PATH} bytes; skipped")
                 continue
+            if self._cache is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+                rel = path.lstrip(b"/")
+                hit = self._cache.files.get(rel)
+                if hit is not None and hit[:4] == (
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_ino,
+                ):
+                    self._reuse(rel, hit)
+                    continue
             node = self._node(path, st)
             if node is None:
                 continue
@@ -492,11 +530,7 @@ class Backup:
             node["user"] = user
         if group:
             node["group"] = group
-        node["mtime_ns"], node["atime_ns"], node["ctime_ns"] = (
-            st.st_mtime_ns,
-            st.st_atime_ns,
-            st.st_ctime_ns,
-        )
+        node["mtime_ns"], node["ctime_ns"] = st.st_mtime_ns, st.st_ctime_ns
         node["inode"] = st.st_ino
         if kind == "symlink":
             try:
@@ -533,7 +567,8 @@ class Backup:
         return out
 
     def _emit(self, node: dict[str, Any]) -> None:
-        """Queue a node behind those still being read: lines stay in walk order."""
+        """Write a finished node, or queue it behind files still being read: lines stay
+        in walk order."""
         kind = node["type"]
         if kind == "dir":
             self.stats.dirs += 1
@@ -541,29 +576,29 @@ class Backup:
             self.stats.files += 1
         else:
             self.stats.other += 1
+        line = encode_line(node)
+        self._next_cache.add(node, line)
         if self._jobs:
-            self._jobs.append(node)
+            self._jobs.append(line)
         else:
-            self._spool.write(encode_line(node))
+            self._spool.write(line)
+
+    def _reuse(self, rel: bytes, hit: tuple[int, int, int, int, tuple[str, ...], bytes]) -> None:
+        """An unchanged file: its line from the last snapshot, as it was."""
+        self.stats.files += 1
+        self.stats.unchanged += 1
+        self.stats.bytes += hit[0]
+        self._refs.update(hit[4])
+        self._next_cache.files[rel] = hit
+        if self.progress:
+            self.progress(hit[0])
+        if self._jobs:
+            self._jobs.append(hit[5])
+        else:
+            self._spool.write(hit[5])
 
     def _file(self, path: bytes, st: os.stat_result, node: dict[str, Any]) -> None:
         if node["type"] == "hardlink":
-            self._emit(node)
-            return
-        rel = path.lstrip(b"/")
-        cached = self._cache.files.get(rel) if self._cache else None
-        if cached is not None and tuple(cached[:4]) == (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
-        ):
-            node["size"], node["sha256"], node["chunks"] = cached[0], cached[4], cached[5]
-            self._refs.update(c[0] for c in cached[5])
-            self.stats.unchanged += 1
-            self.stats.bytes += st.st_size
-            if self.progress:
-                self.progress(st.st_size)
             self._emit(node)
             return
         if st.st_size > SMALL:
@@ -607,8 +642,9 @@ class Backup:
         assert ap is not None
         while self._jobs:
             head = self._jobs[0]
-            if isinstance(head, dict):
-                self._spool.write(encode_line(self._jobs.popleft()))  # type: ignore[arg-type]
+            if isinstance(head, bytes):
+                self._spool.write(head)
+                self._jobs.popleft()
                 continue
             if head.future is None or (self._in_flight <= limit and not head.future.done()):
                 break
@@ -621,7 +657,9 @@ class Backup:
                     self._finish_small(node, path, w, r)
                 finally:
                     ap.reserved[id(w)] -= 1
-                self._spool.write(encode_line(node))
+                line = encode_line(node)
+                self._next_cache.add(node, line)
+                self._spool.write(line)
             ap.store_closed()
         if ap.new_plain - self._committed_at >= COMMIT_BYTES and not self._jobs:
             # an intermediate commit: the packs so far enter the ledger and the catalog,
