@@ -13,7 +13,7 @@ test:
 	scripts/bootstrap.sh --test
 	.venv/bin/ruff check .
 	.venv/bin/mypy
-	STRONGROOM_REQUIRE_S3=1 .venv/bin/python -m pytest -q -p no:cacheprovider
+	STRONGROOM_REQUIRE_S3=1 STRONGROOM_REQUIRE_SERVERS=1 .venv/bin/python -m pytest -q -p no:cacheprovider
 
 lint:
 	.venv/bin/ruff check .

@@ -21,7 +21,7 @@ from strongroom.crypto import new_key_file_text
 from strongroom.store.base import RetentionMode
 from strongroom.vault.vault import Options, Secret, Vault
 
-pytest_plugins = ["tests.s3fixtures"]  # real S3 servers, started once per session
+pytest_plugins = ["tests.s3fixtures", "tests.pgfixtures"]  # real servers, started once per session
 
 settings.register_profile(
     "ci",

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from strongroom import sample
@@ -680,6 +680,9 @@ def backup(
             "extend a reused pack once per this many days.",
         ),
     ] = 10,
+    force: Annotated[
+        bool, typer.Option("--force", help="Read every file (ignore the file cache).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Store a snapshot of directories (or of standard input) as one record; prints its id
@@ -701,6 +704,7 @@ def backup(
             tags=tuple(tag or ()),
             lock_margin=timedelta(days=lock_margin),
             progress=lambda n: prog.advance(task, n),
+            force=force,
         )
         res = job.run_stream(sys.stdin.buffer, name) if stdin else job.run(list(paths or []))
     if as_json:
@@ -732,7 +736,8 @@ def snapshots(
     if as_json:
         _emit(rows)
         return
-    t = Table("snapshot", "time", "source", "paths", "files", "size", "added", "stored", "tags")
+    t = Table("time", "source", "paths", "files", "size", "added", "stored", "tags")
+    t.columns.insert(0, Column("snapshot", no_wrap=True, min_width=26))
     for r in rows:
         t.add_row(
             r["snapshot"],

@@ -467,13 +467,13 @@ class Backup:
                 continue
             if self._excluded(path):
                 continue
+            if len(path) > MAX_PATH:
+                self._warn(f"{show(path)[:80]}...: path longer than {MAX_PATH} bytes; skipped")
+                continue
             try:
                 st = os.lstat(path)
             except OSError as e:
                 self._warn(f"{show(path)}: {e.strerror or e}; not backed up")
-                continue
-            if len(path) > MAX_PATH:
-                self._warn(f"{show(path)[:80]}...: path longer than {MAX_PATH} bytes; skipped")
                 continue
             if self._cache is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                 rel = path.lstrip(b"/")
