@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from datetime import timedelta
 from pathlib import Path
 
