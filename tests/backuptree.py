@@ -64,9 +64,9 @@ def build_tree(root: Path, seed: int = 7) -> dict[str, Any]:
     # odd names: a newline, bytes that are not UTF-8, spaces, non-ASCII, a leading dash
     odd = os.fsencode(root) + b"/odd"
     os.mkdir(odd)
-    for name in (b"new\nline", b"\xff\xfe not utf-8", b"sp ace", "caf\u00e9".encode(), b"-dash"):
-        with open(odd + b"/" + name, "wb") as f:
-            f.write(name * 3)
+    for odd_name in (b"new\nline", b"\xff\xfe not utf-8", b"sp ace", "caf\u00e9".encode(), b"-d"):
+        with open(odd + b"/" + odd_name, "wb") as f:
+            f.write(odd_name * 3)
     # permissions: setuid, sticky directory, read-only file and directory, no permissions
     (root / "perm").mkdir()
     for name, mode in (("setuid", 0o4755), ("readonly", 0o444), ("none", 0o000), ("x", 0o711)):

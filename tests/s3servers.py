@@ -37,7 +37,14 @@ the test suite needs nothing outside the repository.
 CLI (leaves the server running; ``down`` stops what ``DIR/pids/*.pid`` name)::
 
     python -m tests.s3servers up ceph|seaweed DIR    # prints the S3Server as JSON
+    python -m tests.s3servers user DIR UID           # another user: keys and policy ARN
     python -m tests.s3servers down DIR
+
+More users: :func:`create_user` adds a user with its own keys and no rights of its own
+(``radosgw-admin user create`` on Ceph, ``weed shell s3.configure`` on SeaweedFS);
+:func:`user_arn` is its principal in a bucket policy and :func:`put_bucket_policy`
+installs a policy as the owner (:data:`OWNER_UID`). ``tests/test_s3_writeonly.py`` uses
+them for the write-only backup credential.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 ACCESS_KEY = "STRONGROOMTESTKEY000"
 SECRET_KEY = "strongroomtestsecretkey00000000000000000"
+OWNER_UID = "strongroom-test"  # the user above: it creates (and owns) every test bucket
+SEAWEED_ACCOUNT = "000000000000"  # the account id weed puts in a user's ARN when it has none
 READY_TIMEOUT = 60.0  # seconds, whole start-up
 STOP_TIMEOUT = 10.0  # seconds per daemon after SIGTERM, then SIGKILL
 
@@ -184,7 +193,9 @@ def _child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _s3_client(endpoint: str) -> S3Client:
+def _s3_client(
+    endpoint: str, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY
+) -> S3Client:
     import boto3
     from botocore.config import Config
 
@@ -192,8 +203,8 @@ def _s3_client(endpoint: str) -> S3Client:
         "s3",
         endpoint_url=endpoint,
         region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=Config(
             s3={"addressing_style": "path"},
             signature_version="s3v4",
@@ -381,7 +392,7 @@ def start_seaweed(workdir: Path, port: int | None = None) -> S3Server:
             {
                 "identities": [
                     {
-                        "name": "strongroom-test",
+                        "name": OWNER_UID,
                         "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                     }
@@ -601,7 +612,7 @@ def start_ceph(workdir: Path, rgw_port: int | None = None, mon_port: int | None 
         launcher.wait_for("radosgw to answer HTTP", lambda: _http_answers(rgw_port), ["rgw"])
         launcher.run(
             "radosgw-admin user create",
-            ["radosgw-admin", "-c", c, "user", "create", "--uid=strongroom-test",
+            ["radosgw-admin", "-c", c, "user", "create", f"--uid={OWNER_UID}",
              "--display-name=Strongroom tests", f"--access-key={ACCESS_KEY}",
              f"--secret-key={SECRET_KEY}"],
             launcher.logs["rgw"],
@@ -626,6 +637,128 @@ def start_ceph(workdir: Path, rgw_port: int | None = None, mon_port: int | None 
     )
     _write_server_json(server)
     return server
+
+
+# --------------------------------------------------------------------------- more users
+
+
+def _run_admin(what: str, argv: Sequence[str], server: S3Server, stdin: str | None = None) -> str:
+    """Run an admin command of ``server`` to completion (logged like the start-up's)."""
+    if server.name == "ceph":
+        extra = {"CEPH_CONF": str(server.workdir / "ceph.conf")}
+    else:  # weed shell writes nothing to /tmp with -logtostderr and TMPDIR set
+        extra = {"TMPDIR": str(server.workdir / "tmp")}
+    try:
+        r = subprocess.run(
+            list(argv),
+            input=(stdin or "").encode(),
+            capture_output=True,
+            cwd=server.workdir,
+            env=_child_env(extra),
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"timeout running {what} for {server.name}") from e
+    out = r.stdout.decode(errors="replace")
+    err = r.stderr.decode(errors="replace")
+    with (server.workdir / "log" / "commands.out").open("a") as f:
+        f.write(f"$ {' '.join(argv)}\n{stdin or ''}{out}{err}[exit {r.returncode}]\n")
+    if r.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {r.returncode}): {err.strip()[-500:]}")
+    return out
+
+
+def create_user(server: S3Server, uid: str, *, op_mask: str | None = None) -> tuple[str, str]:
+    """Create another S3 user with its own keys on ``server``; ``(access_key, secret_key)``.
+
+    The new user owns nothing and is granted nothing: what it may do in a bucket comes from
+    the bucket's policy, which the owner (:data:`OWNER_UID`, the server's own credentials)
+    puts with :func:`put_bucket_policy`; its principal ARN there is :func:`user_arn`.
+
+    * Ceph: ``radosgw-admin user create --uid=UID`` (``op_mask``, e.g. ``"read, write"``,
+      is RGW's per-user mask of operation types: without ``delete`` the user can delete no
+      object whatever a policy says).
+    * SeaweedFS: ``weed shell s3.configure -user UID ... -apply`` with no actions of its
+      own (the running S3 gateway picks the identity up from the filer; its static
+      ``s3.json`` identity stays). ``op_mask`` is Ceph-only.
+
+    Returns once a SigV4-signed request with the new keys is recognised (not
+    InvalidAccessKeyId), within 30 s.
+    """
+    if not all(ch.isalnum() or ch in "-_" for ch in uid) or not uid or uid == OWNER_UID:
+        raise ValueError(f"bad user id {uid!r}")
+    tag = uuid.uuid4().hex.upper()
+    access, secret = f"SR{tag[:18]}", uuid.uuid4().hex + tag[:8].lower()
+    if server.name == "ceph":
+        argv = ["radosgw-admin", "-c", str(server.workdir / "ceph.conf"), "user", "create",
+                f"--uid={uid}", f"--display-name=Strongroom test user {uid}",
+                f"--access-key={access}", f"--secret-key={secret}"]  # fmt: skip
+        if op_mask is not None:
+            argv.append(f"--op-mask={op_mask}")
+        _run_admin("radosgw-admin user create", argv, server)
+    elif server.name == "seaweed":
+        if op_mask is not None:
+            raise ValueError("op_mask is a Ceph RGW setting; SeaweedFS has none")
+        weed = _weed_binary()
+        if weed is None:
+            raise RuntimeError(f"SeaweedFS 'weed' binary not found; {SEAWEED_INSTALL}")
+        ports = json.loads((server.workdir / "ports.json").read_text())
+        master = f"{HOST}:{ports['master.port']}.{ports['master.port.grpc']}"
+        filer = f"{HOST}:{ports['filer.port']}.{ports['filer.port.grpc']}"
+        out = _run_admin(
+            "weed shell s3.configure",
+            [weed, "-logtostderr", "shell", f"-master={master}", f"-filer={filer}"],
+            server,
+            stdin=f"s3.configure -user {uid} -access_key {access} -secret_key {secret} -apply\n",
+        )
+        if access not in out:
+            raise RuntimeError(f"weed shell s3.configure did not create {uid!r}: {out[-500:]}")
+    else:
+        raise ValueError(f"unknown S3 server {server.name!r}")
+    client = _s3_client(server.endpoint, access, secret)
+    deadline = time.monotonic() + 30
+    while not _known_keys(client):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name} does not know the keys of the new user {uid!r}")
+        time.sleep(0.1)
+    return access, secret
+
+
+def _known_keys(client: S3Client) -> bool:
+    """The server recognises the client's keys (whatever it then allows them)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client.list_buckets()
+    except ClientError as e:
+        return e.response.get("Error", {}).get("Code") not in (
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+        )
+    except BotoCoreError:
+        return False
+    return True
+
+
+def user_arn(server: S3Server, uid: str) -> str:
+    """The principal ARN a bucket policy on ``server`` names the user ``uid`` by.
+
+    Ceph RGW: ``arn:aws:iam:::user/UID`` (empty tenant). SeaweedFS 4.48:
+    ``arn:aws:iam::000000000000:user/NAME`` (its default account id; measured: the
+    account-less form does not match there).
+    """
+    if server.name == "ceph":
+        return f"arn:aws:iam:::user/{uid}"
+    if server.name == "seaweed":
+        return f"arn:aws:iam::{SEAWEED_ACCOUNT}:user/{uid}"
+    raise ValueError(f"unknown S3 server {server.name!r}")
+
+
+def put_bucket_policy(server: S3Server, bucket: str, policy: Mapping[str, object]) -> None:
+    """Install ``policy`` on ``bucket`` as the owner (replaces the bucket's whole policy)."""
+    client = _s3_client(server.endpoint, server.access_key, server.secret_key)
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
 
 # --------------------------------------------------------------------------- stopping
@@ -783,7 +916,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--mon-port", type=int, default=None, help="Ceph mon msgr2 port (v1 = +1)")
     down = sub.add_parser("down", help="stop the processes DIR's pid files name")
     down.add_argument("dir", type=Path)
+    user = sub.add_parser("user", help="create another user on DIR's server, print its keys")
+    user.add_argument("dir", type=Path)
+    user.add_argument("uid")
+    user.add_argument("--op-mask", default=None, help='Ceph only, e.g. "read, write"')
     args = ap.parse_args(argv)
+
+    if args.cmd == "user":
+        try:
+            d = json.loads((args.dir / "server.json").read_text())
+            server = S3Server(**{**d, "pids": tuple(d["pids"]), "workdir": Path(d["workdir"])})
+            access, secret = create_user(server, args.uid, op_mask=args.op_mask)
+        except (OSError, ValueError, TypeError, RuntimeError) as e:
+            sys.stderr.write(f"{e}\n")
+            return 1
+        sys.stdout.write(
+            json.dumps(
+                {"uid": args.uid, "access_key": access, "secret_key": secret,
+                 "arn": user_arn(server, args.uid)}
+            ) + "\n"
+        )  # fmt: skip
+        return 0
 
     if args.cmd == "up":
         why = unavailable(args.server)
