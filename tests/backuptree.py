@@ -83,10 +83,10 @@ def build_tree(root: Path, seed: int = 7) -> dict[str, Any]:
     while len(deep) + 256 + 256 < LONG_PATH:
         deep += b"/" + b"d" * 200
         os.mkdir(deep)
-    name = b"n" * (LONG_PATH - len(deep) - 1)
-    with open(deep + b"/" + name[:255], "wb") as f:
+    leaf = b"n" * min(255, LONG_PATH - len(deep) - 1)  # a name of the maximum length
+    with open(deep + b"/" + leaf, "wb") as f:
         f.write(b"deep down")
-    made["deep"] = deep + b"/" + name[:255]
+    made["deep"] = deep + b"/" + leaf
     # extended attributes where the file system has them
     if xattrs_supported(root):
         os.setxattr(root / "text.txt", "user.comment", b"checked by compliance")
