@@ -132,6 +132,26 @@ def test_w02_direct_overwrite_and_delete_marker_leave_the_original(
         fresh.put("pack", b"forged", retain_until=_day())
 
 
+def test_w02_w18_version_written_in_the_same_second_is_not_taken_for_ours(
+    s3: S3Target, store: S3Store
+) -> None:
+    """W-02 / W-18: S3 times a version to the second. A forged version written in the
+    same second as ours must not be read in its place — neither through verify's
+    inventory nor through a plain read (found flaky before: the tie was broken by
+    version id)."""
+    c = s3.client()
+    for i in range(8):
+        store.put(f"pack{i}", b"original", retain_until=_day())
+        c.put_object(Bucket=s3.bucket, Key=store._key(f"pack{i}"), Body=b"forged")
+    url = store.url + f"?endpoint={s3.server.endpoint}&region={s3.server.region}"
+    by_inventory, by_listing = S3Store(url, _now), S3Store(url, _now)
+    assert all(len(inv.versions) == 2 for inv in by_inventory.inventory().values())
+    for i in range(8):
+        for fresh in (by_inventory, by_listing):
+            assert fresh.get(f"pack{i}") == b"original"
+            assert fresh.head(f"pack{i}").mode == RetentionMode.COMPLIANCE
+
+
 class _DroppingClient:
     """A client that loses the Object Lock headers of PUTs (as Ceph Pacific does for
     multipart uploads), to show the read-back repairs the lock."""

@@ -115,8 +115,13 @@ class Inventory:
 
     @property
     def original(self) -> str:
-        """The oldest version: the one Strongroom wrote (it never writes a key twice)."""
-        return min(self.versions)[1]
+        """The oldest version: the one Strongroom wrote (it never writes a key twice).
+        ``versions`` is in listing order, newest first (as S3 lists a key's versions):
+        times have a resolution of one second, so a version written in the same second
+        as ours is told apart by its place in the listing, never by its version id
+        (which is random on Ceph and sorts newest first on SeaweedFS)."""
+        oldest = min(t for t, _ in self.versions)
+        return [vid for t, vid in self.versions if t == oldest][-1]
 
 
 class S3Store:

@@ -267,6 +267,8 @@ class _Restorer:
         self.res = res
         self.made: set[bytes] = set()
         self.is_root = os.geteuid() == 0
+        self.short: dict[bytes, int] = {}  # files whose last bytes may be unwritten: size
+        self.sizes: dict[bytes, int] = {}
 
     def warn(self, text: str) -> None:
         if len(self.res.warnings) < 100:
@@ -296,12 +298,11 @@ class _Restorer:
             self.mkdirs(n.parent)
             if n.type != "file":
                 continue
-            fd = os.open(n.path, _WRITE_FLAGS | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self.root)
-            try:
-                if n.size:
-                    os.ftruncate(fd, n.size)
-            finally:
-                os.close(fd)
+            # created by the first chunk written to it (one open per small file); files
+            # that get no write, or whose zero chunks are skipped, are sized afterwards
+            if not n.size:
+                self.short[n.path] = 0
+            self.sizes[n.path] = n.size
             self.res.files += 1
             pos = 0
             for pack, off, length, plain, cid in n.chunks:
@@ -333,8 +334,10 @@ class _Restorer:
                 raise CorruptVault(f"chunk {cid.hex()[:16]} in {pack} does not match its id")
             zero = plain[:1] == b"\0" and plain.count(0) == len(plain)
             for path, at in dests:
-                if not zero:  # the file was created at full size: zeros are already there
-                    fd = os.open(path, _WRITE_FLAGS, dir_fd=self.root)
+                if zero:  # a hole: the file is extended to its size afterwards
+                    self.short[path] = self.sizes[path]
+                else:
+                    fd = os.open(path, _WRITE_FLAGS | os.O_CREAT, 0o600, dir_fd=self.root)
                     try:
                         view, pos = memoryview(plain), at
                         while view:
@@ -365,6 +368,12 @@ class _Restorer:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore") as pool:
             for f in [pool.submit(self.fetch, p, cs) for p, cs in ranges]:
                 f.result()
+        for path, size in self.short.items():
+            fd = os.open(path, _WRITE_FLAGS | os.O_CREAT, 0o600, dir_fd=self.root)
+            try:
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
 
     def special(self, nodes: list[Node]) -> None:
         """Hard links, symbolic links, FIFOs, devices and sockets (after all content)."""

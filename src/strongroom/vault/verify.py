@@ -700,7 +700,13 @@ def _check_retention(vault: Vault, folded: _Ledger, check: Check) -> None:
         except StrongroomError as e:
             check.fail(f"{pack}: {e}", records=recs, objects=[pack])
             continue
-        if format_time(info.retain_until) < until:
+        if info.retain_until.year < 1970:  # the store reports no lock at all
+            check.fail(
+                f"{pack} has no retention on the store, but records need it until {until}",
+                records=recs,
+                objects=[pack],
+            )
+        elif format_time(info.retain_until) < until:
             check.fail(
                 f"{pack} is retained until {format_time(info.retain_until)}, but records "
                 f"need it until {until}",
