@@ -77,7 +77,7 @@ class Store(Protocol):
     def put(
         self,
         name: str,
-        data: bytes,
+        data: bytes | bytearray,
         *,
         retain_until: datetime,
         mode: RetentionMode = RetentionMode.COMPLIANCE,

@@ -81,7 +81,7 @@ def _os_error(e: OSError, what: str) -> StrongroomError:
     return StorageError(f"I/O error while {what}: {e}")
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view[:_CHUNK])
@@ -232,7 +232,7 @@ class LocalStore:
             )
         return obj, lock, st, state
 
-    def _write_temp(self, payload: bytes, kind: str) -> Path:
+    def _write_temp(self, payload: bytes | bytearray, kind: str) -> Path:
         """Write ``payload`` to a new read-only file in ``tmp/`` and fsync it."""
         path = self._tmp / f"{kind}-{secrets.token_hex(8)}.tmp"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
@@ -292,7 +292,7 @@ class LocalStore:
             _unlink_quiet(tmp)  # gone after a successful replace
         _fsync_dir(lock.parent)
 
-    def _same_content(self, obj: Path, data: bytes) -> bool:
+    def _same_content(self, obj: Path, data: bytes | bytearray) -> bool:
         fd = os.open(obj, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
         with os.fdopen(fd, "rb") as f:
             if os.fstat(f.fileno()).st_size != len(data):
@@ -306,7 +306,14 @@ class LocalStore:
             return pos == len(data)
 
     def _put_existing(
-        self, name: str, obj: Path, data: bytes, *, until: datetime, mode: RetentionMode, hold: bool
+        self,
+        name: str,
+        obj: Path,
+        data: bytes | bytearray,
+        *,
+        until: datetime,
+        mode: RetentionMode,
+        hold: bool,
     ) -> ObjectInfo:
         """``put`` onto an existing object: identical bytes → retry, else ObjectExists."""
         if not self._same_content(obj, data):
@@ -319,7 +326,9 @@ class LocalStore:
         self._write_state(name, lock, state, new)
         return new.info(name)
 
-    def _create(self, name: str, obj: Path, lock: Path, data: bytes, state: LockState) -> bool:
+    def _create(
+        self, name: str, obj: Path, lock: Path, data: bytes | bytearray, state: LockState
+    ) -> bool:
         """Write a new object: bytes, then lock file (published), then link, fsyncs.
 
         Returns False if the link found the name taken, which only a writer that
@@ -361,7 +370,7 @@ class LocalStore:
     def put(
         self,
         name: str,
-        data: bytes,
+        data: bytes | bytearray,
         *,
         retain_until: datetime,
         mode: RetentionMode = RetentionMode.COMPLIANCE,

@@ -77,7 +77,7 @@ class MemoryStore:
     def put(
         self,
         name: str,
-        data: bytes,
+        data: bytes | bytearray,
         *,
         retain_until: datetime,
         mode: RetentionMode = RetentionMode.COMPLIANCE,

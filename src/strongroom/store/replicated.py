@@ -63,7 +63,7 @@ class ReplicatedStore:
     def put(
         self,
         name: str,
-        data: bytes,
+        data: bytes | bytearray,
         *,
         retain_until: datetime,
         mode: RetentionMode = RetentionMode.COMPLIANCE,

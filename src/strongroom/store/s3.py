@@ -357,7 +357,7 @@ class S3Store:
     def put(
         self,
         name: str,
-        data: bytes,
+        data: bytes | bytearray,
         *,
         retain_until: datetime,
         mode: RetentionMode = RetentionMode.COMPLIANCE,
@@ -396,7 +396,7 @@ class S3Store:
         self,
         name: str,
         vid: str,
-        data: bytes,
+        data: bytes | bytearray,
         until: datetime,
         mode: RetentionMode,
         hold: bool,
