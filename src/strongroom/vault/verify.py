@@ -38,9 +38,10 @@ from strongroom.core.checkpoint import open_note
 from strongroom.core.entries import Entry, EntryType, decode_entry
 from strongroom.core.retention import format_time, parse_time
 from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tiles_for_size
-from strongroom.errors import StrongroomError
+from strongroom.errors import CorruptVault, StrongroomError
 from strongroom.store.base import RetentionMode, Store
 from strongroom.store.replicated import ReplicatedStore
+from strongroom.vault import snapshot as snap
 from strongroom.vault.ledger import CHECKPOINT_PREFIX, HASH, WIDTH
 from strongroom.vault.packs import (
     BlobKind,
@@ -50,7 +51,7 @@ from strongroom.vault.packs import (
     parse_header,
     parse_index,
 )
-from strongroom.vault.snapshot import SNAPSHOT_CLASS, read_manifest, show
+from strongroom.vault.snapshot import SNAPSHOT_CLASS, iter_lines, parse_node, show
 from strongroom.vault.vault import Vault
 
 Progress = Callable[[int], None]
@@ -548,6 +549,8 @@ def _check_objects(
     pack_problems: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {n: pool.submit(_check_pack, vault, n, m) for n, m in sorted(live.items())}
+        # while the packs are read (mostly outside the GIL), parse the snapshots' trees
+        trees = _load_trees(vault, folded)
         for name, fut in futures.items():
             problems, nbytes, chunks, mans = fut.result()
             total += nbytes
@@ -612,8 +615,8 @@ def _check_objects(
             check.fail(
                 f"record {r.id}: chunks add up to {total_len}, not {r.size} bytes", records=[r.id]
             )
-        if r.cls == SNAPSHOT_CLASS:
-            _check_tree(vault, r, m, chunk_maps, check)
+        if r.id in trees:
+            _check_tree(r, trees[r.id], chunk_maps, check)
         if deep and check.ok:
             h = hashlib.sha256()
             try:
@@ -634,36 +637,96 @@ def _check_objects(
     return total
 
 
+@dataclass(slots=True)
+class _Tree:
+    """What verify needs of one snapshot's manifest: the packs it lists as ``refs``, the
+    chunks of the lines no earlier snapshot had, and the packs of every file line."""
+
+    refs: set[str] = field(default_factory=set)
+    new: list[tuple[bytes, list[tuple[str, int, int, bytes]]]] = field(default_factory=list)
+    packs: set[tuple[str, ...]] = field(default_factory=set)
+    error: str = ""
+
+
+def _load_trees(vault: Vault, folded: _Ledger) -> dict[str, _Tree]:
+    """Parse every live snapshot's manifest (each node checked as restore checks it).
+    Successive snapshots share most lines — an unchanged file's line is reused as it was
+    — so a line seen in an earlier snapshot is not parsed again."""
+    trees: dict[str, _Tree] = {}
+    seen: dict[bytes, tuple[str, ...]] = {}
+    for r in folded.records.values():
+        if r.disposed is not None or r.cls != SNAPSHOT_CLASS:
+            continue
+        tree = trees[r.id] = _Tree()
+        try:
+            m = vault.loader.manifest(r.id, r.manifest, r.size, r.sha256)
+            tree.refs = set(m.get("refs", []))
+            with tempfile.TemporaryFile() as f:
+                for data in vault.loader.chunks(m):
+                    f.write(data)
+                f.seek(0)
+                _parse_tree(f, tree, seen)
+        except StrongroomError as e:
+            tree.error = str(e)
+    return trees
+
+
+def _parse_tree(f: Any, tree: _Tree, seen: dict[bytes, tuple[str, ...]]) -> None:
+    lines = iter_lines(f)
+    header = snap.parse_header(next(lines, b"{}"))
+    count = 0
+    paths: set[bytes] = set()
+    for line in lines:
+        count += 1
+        key = hashlib.blake2b(line, digest_size=16).digest()
+        packs = seen.get(key)
+        if packs is None:
+            try:
+                node = parse_node(json.loads(line))
+            except ValueError as e:
+                raise CorruptVault(f"snapshot node is not JSON: {e}") from e
+            if node.path in paths:
+                raise CorruptVault(f"snapshot names {show(node.path)!r} twice")
+            paths.add(node.path)
+            if node.chunks:
+                tree.new.append((node.path, [(p, o, n, c) for p, o, n, _, c in node.chunks]))
+            packs = seen[key] = tuple(sorted({c[0] for c in node.chunks}))
+        if packs:
+            tree.packs.add(packs)
+    if header.get("nodes") != count:
+        raise CorruptVault(f"snapshot header counts {header.get('nodes')} nodes, holds {count}")
+
+
 def _check_tree(
-    vault: Vault,
     r: _Record,
-    m: dict[str, Any],
+    tree: _Tree,
     chunk_maps: dict[str, dict[bytes, tuple[int, int]]],
     check: Check,
 ) -> None:
-    """A backup snapshot: its manifest parses and checks, and every chunk a file names is
-    in a pack of the snapshot's ``refs`` (so retained and held with it), where it says."""
-    refs = set(m.get("refs", []))
-    with tempfile.TemporaryFile() as f:
-        try:
-            for data in vault.loader.chunks(m):
-                f.write(data)
-            f.seek(0)
-            tree = read_manifest(f)
-        except StrongroomError as e:
-            check.fail(f"snapshot {r.id}: {e}", records=[r.id])
-            return
+    """A backup snapshot: its manifest parses and checks, every pack a file uses is in
+    the snapshot's ``refs`` (so retained and held with it), and every chunk is in its
+    pack where the line says."""
+    if tree.error:
+        check.fail(f"snapshot {r.id}: {tree.error}", records=[r.id])
+        return
+    for packs in tree.packs:
+        for pack in packs:
+            if pack not in tree.refs:
+                check.fail(
+                    f"snapshot {r.id}: a file uses {pack}, which the snapshot does not list",
+                    records=[r.id],
+                    objects=[pack],
+                )
     bad = 0
-    for n in tree.nodes:
-        for pack, off, length, _, cid in n.chunks:
-            if pack in refs and chunk_maps.get(pack, {}).get(cid) == (off, length):
+    for path, chunks in tree.new:
+        for pack, off, length, cid in chunks:
+            if chunk_maps.get(pack, {}).get(cid) == (off, length):
                 continue
             bad += 1
             if bad <= 10:
-                why = "a pack the snapshot does not list" if pack not in refs else "not there"
                 check.fail(
-                    f"snapshot {r.id}: {show(n.path)} names chunk {cid.hex()[:16]} in {pack}, "
-                    f"{why}",
+                    f"snapshot {r.id}: {show(path)} names chunk {cid.hex()[:16]} in {pack}, "
+                    "which is not there",
                     records=[r.id],
                     objects=[pack],
                 )
