@@ -385,8 +385,12 @@ def test_accepted_paths_stay_inside(path: bytes) -> None:
     assert b"\0" not in path
 
 
-def test_crash_leaves_no_half_snapshot(cli: Cli, tmp_path: Path) -> None:
-    """A backup killed before its commit leaves no snapshot; the next run completes."""
+@pytest.mark.slow
+def test_kill_9_during_backup_leaves_no_half_snapshot(cli: Cli, tmp_path: Path) -> None:
+    """F2-i-B-1: a backup SIGKILLed at random points leaves no snapshot that is not
+    whole (verify checks every listed snapshot's chunks), the next run completes, and
+    the last snapshot restores the tree exactly."""
+    import random
     import signal
     import subprocess
     import sys
@@ -394,20 +398,28 @@ def test_crash_leaves_no_half_snapshot(cli: Cli, tmp_path: Path) -> None:
 
     src = tmp_path / "data"
     src.mkdir()
-    for i in range(400):
-        (src / f"f{i}").write_bytes(os.urandom(40_000))
+    for i in range(600):
+        (src / f"f{i}").write_bytes(os.urandom(20_000))
+    (src / "large").write_bytes(os.urandom(40 << 20))
     cmd = [sys.executable, "-m", "strongroom", "--vault", str(cli.vault), "--key-file",
-           str(cli.key_file), "backup", str(src)]  # fmt: skip
-    p = subprocess.Popen(cmd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.8)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    before = json.loads(cli("snapshots", "--json").stdout)
+           str(cli.key_file), "backup", str(src), "--force"]  # fmt: skip
+    t0 = time.monotonic()
+    subprocess.run(cmd, env=cli.env, capture_output=True, check=True)
+    full = time.monotonic() - t0  # kill points are spread over a whole run's length
+    rng = random.Random(4)
+    killed = 0
+    for round_ in range(6):
+        p = subprocess.Popen(cmd, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.1, 0.9) * full)
+        p.send_signal(signal.SIGKILL)
+        killed += p.wait() == -signal.SIGKILL
+        listed = json.loads(cli("snapshots", "--json").stdout)
+        rep = verify_report(cli)
+        assert rep["ok"] is True, (round_, failed_checks(rep))
+        assert all(r["files"] == 601 for r in listed), listed  # never a partial tree
+    assert killed >= 4  # most runs were really cut short
     res = json.loads(cli("backup", src, "--json").stdout)
-    after = json.loads(cli("snapshots", "--json").stdout)
-    assert [r["snapshot"] for r in after] == [*(r["snapshot"] for r in before), res["snapshot"]]
-    rep = verify_report(cli)
-    assert rep["ok"] is True, failed_checks(rep)
+    assert json.loads(cli("snapshots", "--json").stdout)[-1]["snapshot"] == res["snapshot"]
     t = tmp_path / "t"
     cli("restore", "latest", "--target", t)
     assert describe(_restored(t, src)) == describe(src)
@@ -427,3 +439,26 @@ def test_snapshot_listing_shows_sizes_and_dedup(cli: Cli, tmp_path: Path) -> Non
     assert parse_time(rows[0]["retain_until"]) > parse_time(rows[0]["time"])
     text = cli("snapshots").stdout.decode()
     assert rows[0]["snapshot"][:6] in text
+
+
+def test_verify_fails_a_snapshot_whose_files_use_a_pack_it_does_not_list(
+    vaults: VaultFactory, tmp_path: Path
+) -> None:
+    """A snapshot must list (``refs``) every pack its files use — that is what keeps them
+    retained and held with it. A manifest naming a real chunk in a pack it does not list
+    fails verify, naming the snapshot and the pack."""
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(10_000))
+    with vaults.create() as v:
+        good = Backup(v).run([str(src)])
+        node = next(n for n in rs.load(v, rs.resolve(v, good.snapshot)).nodes if n.chunks)
+        pack, off, length, plain, cid = node.chunks[0]
+        line = {"path": "copy", "type": "file", "mode": 420, "size": plain,
+                "chunks": [[pack, off, length, plain, cid.hex()]]}  # fmt: skip
+        sid = _hostile_snapshot(v, [line])
+        report = verify(v)
+        failed = [c for c in report.checks if not c.ok]
+        assert failed and all(c.name == "objects" for c in failed)
+        assert sid in failed[0].records and pack in failed[0].objects
+        assert any("does not list" in p for p in failed[0].problems)
