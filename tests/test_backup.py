@@ -462,3 +462,17 @@ def test_verify_fails_a_snapshot_whose_files_use_a_pack_it_does_not_list(
         assert failed and all(c.name == "objects" for c in failed)
         assert sid in failed[0].records and pack in failed[0].objects
         assert any("does not list" in p for p in failed[0].problems)
+
+
+def test_backup_policy_command_prints_the_documented_policy(cli: Cli) -> None:
+    """Issue 4 item 5: the write-only policy is printable for a bucket (the same document
+    tests/test_s3_writeonly.py proves on Ceph RGW and SeaweedFS)."""
+    from strongroom.store.s3policy import backup_writer_policy
+
+    arn = "arn:aws:iam::123456789012:user/backup"
+    out = cli("backup-policy", "bkt", arn, "--prefix", "vault1").stdout
+    assert json.loads(out) == backup_writer_policy("bkt", arn, "vault1")
+    denied = {a for st in json.loads(out)["Statement"] if st["Effect"] == "Deny"
+              for a in st["Action"]}  # fmt: skip
+    assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
+            "s3:PutObjectLegalHold", "s3:PutLifecycleConfiguration"} <= denied  # fmt: skip

@@ -40,6 +40,7 @@ from strongroom.errors import (
     VerificationFailed,
 )
 from strongroom.store.base import RetentionMode
+from strongroom.store.s3policy import backup_writer_policy, policy_json
 from strongroom.vault import lifecycle, proofs
 from strongroom.vault import restore as restore_mod
 from strongroom.vault.backup import Backup
@@ -760,6 +761,22 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return str(n)
+
+
+@app.command("backup-policy")
+def backup_policy(
+    bucket: Annotated[str, typer.Argument(help="The Object Lock bucket.")],
+    principal: Annotated[str, typer.Argument(help="ARN of the backup key's user.")],
+    prefix: Annotated[str, typer.Option(help="The vault's path in the bucket.")] = "",
+    admin: Annotated[
+        str | None, typer.Option(help="ARN of the full credential (needed on Ceph RGW).")
+    ] = None,
+) -> None:
+    """Print the bucket policy that makes PRINCIPAL a write-only backup key: it can put
+    locked objects, read and extend their locks; never delete, shorten or unhold
+    (docs/backup-credentials.md)."""
+    sys.stdout.write(policy_json(backup_writer_policy(bucket, principal, prefix, admin_arn=admin)))
+    sys.stdout.write("\n")
 
 
 @app.command("diff")
