@@ -476,3 +476,19 @@ def test_backup_policy_command_prints_the_documented_policy(cli: Cli) -> None:
               for a in st["Action"]}  # fmt: skip
     assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:BypassGovernanceRetention",
             "s3:PutObjectLegalHold", "s3:PutLifecycleConfiguration"} <= denied  # fmt: skip
+
+
+def test_partial_restore_of_a_hard_link_whose_first_name_is_left_out(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A hard link restored without the file it links to becomes a copy of that file."""
+    src = tmp_path / "data"
+    (src / "sub").mkdir(parents=True)
+    (src / "first").write_bytes(b"shared inode")
+    os.link(src / "first", src / "sub" / "second")
+    snap = json.loads(cli("backup", src, "--json").stdout)["snapshot"]
+    target = tmp_path / "t"
+    cli("restore", snap, str(src / "sub"), "--target", target)
+    restored = Path(os.fsdecode(_restored(target, src))) / "sub" / "second"
+    assert restored.read_bytes() == b"shared inode"
+    assert not (Path(os.fsdecode(_restored(target, src))) / "first").exists()
