@@ -239,7 +239,8 @@ class Results:
         return path
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, small: int = 4) -> str:
+    """A figure for a table: thousands separators, fewer decimals as it grows."""
     if math.isnan(x):
         return "nan"
     a = abs(x)
@@ -249,7 +250,7 @@ def _fmt(x: float) -> str:
         return f"{x:.1f}"
     if a >= 1:
         return f"{x:.2f}"
-    return f"{x:.4f}"
+    return f"{x:.{small}f}"
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

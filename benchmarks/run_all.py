@@ -1,7 +1,10 @@
 """Run every Strongroom benchmark in turn, then print a summary of the targets.
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--workdir DIR] [--rounds N]
-        [--only bench_small,bench_proof]
+        [--only bench_small,bench_proof] [--skip bench_backup]
+
+bench_backup (strongroom vs restic and borg on a 1 GiB tree) takes many minutes and needs
+restic and borg on PATH: leave it out with ``--skip bench_backup``.
 
 Each script runs in its own process (so one's memory or page cache does not skew the
 next) and writes its own table and ``benchmarks/out/<name>.json``; the summary is read
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from _common import BENCH_DIR, OUT_DIR, log
 
-SCRIPTS = ("bench_small", "bench_large", "bench_verify", "bench_proof", "bench_s3")
+SCRIPTS = ("bench_small", "bench_large", "bench_verify", "bench_proof", "bench_s3", "bench_backup")
 
 
 def main() -> None:
@@ -29,8 +32,14 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=None, help="passed to every script")
     p.add_argument("--rounds", type=int, default=None, help="passed to every script")
     p.add_argument("--only", default="", help="comma-separated subset of " + ", ".join(SCRIPTS))
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated scripts to leave out (e.g. bench_backup, which takes minutes)",
+    )
     args = p.parse_args()
-    chosen = [s for s in SCRIPTS if not args.only or s in args.only.split(",")]
+    skip = set(args.skip.split(","))
+    chosen = [s for s in SCRIPTS if (not args.only or s in args.only.split(",")) and s not in skip]
     extra: list[str] = []
     if args.quick:
         extra.append("--quick")

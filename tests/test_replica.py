@@ -220,7 +220,7 @@ def test_async_replica_bounds_writes_in_flight_and_reports_failures() -> None:
         def put(
             self,
             name: str,
-            data: bytes,
+            data: bytes | bytearray,
             *,
             retain_until: datetime,
             mode: RetentionMode = RetentionMode.COMPLIANCE,

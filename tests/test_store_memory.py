@@ -42,6 +42,6 @@ def test_get_copies_are_independent() -> None:
     """Mutating the buffer given to put does not change the stored object."""
     store = MemoryStore(FakeClock().now)
     buf = bytearray(b"abc")
-    store.put("a", buf, retain_until=T0)  # type: ignore[arg-type]
+    store.put("a", buf, retain_until=T0)
     buf[0] = ord("z")
     assert store.get("a") == b"abc"

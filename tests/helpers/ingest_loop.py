@@ -102,7 +102,7 @@ def _die_after_put(prefix: str, k: int) -> None:
     real: Callable[..., Any] = LocalStore.put
     count = 0
 
-    def put(self: LocalStore, name: str, data: bytes, **kw: Any) -> Any:
+    def put(self: LocalStore, name: str, data: bytes | bytearray, **kw: Any) -> Any:
         nonlocal count
         info = real(self, name, data, **kw)
         if name.startswith(prefix):
