@@ -141,9 +141,10 @@ def test_file_cache_format_round_trip(tmp_path: Path) -> None:
     del weird["path"]
     c.add(weird, encode_line(weird))
     c.add(dict(node, path="x", changed=True), b"{}\n")  # changed: never cached
+    expected = dict(c.files)
     c.save(tmp_path / "c")
     back = FileCache.load(tmp_path / "c")
-    assert back is not None and back.snapshot == "01ABC" and back.files == c.files
+    assert back is not None and back.snapshot == "01ABC" and back.files == expected
     assert set(back.files) == {b"a/b", b"\xff"}
     (tmp_path / "c").write_bytes(FileCache.MAGIC + b"not zstd")
     assert FileCache.load(tmp_path / "c") is None

@@ -34,6 +34,7 @@ import socket
 import stat
 import struct
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -43,11 +44,21 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 import zstandard
+from pyfastcdc import FastCDC
 
 from strongroom.core.retention import format_time
 from strongroom.errors import BadInput, CorruptVault
 from strongroom.vault.config import write_atomic
-from strongroom.vault.ingest import SMALL, Appender, AppendResult, Item, Prepend
+from strongroom.vault.ingest import (
+    CDC_AVG,
+    CDC_MAX,
+    CDC_MIN,
+    SMALL,
+    Appender,
+    AppendResult,
+    Item,
+    Prepend,
+)
 from strongroom.vault.packs import BlobRef, PackWriter, bucket_of
 from strongroom.vault.snapshot import (
     FORMAT,
@@ -67,12 +78,25 @@ from strongroom.vault.vault import Vault
 
 LOCK_MARGIN = timedelta(days=10)
 RETRIES = 3
-GROUP_FILES = 32  # small files read and sealed per worker job
+GROUP_FILES = 32  # files read and sealed per worker job
 GROUP_BYTES = 2 << 20
 JOBS_IN_FLIGHT = 4
+BYTES_IN_FLIGHT = 12 << 20  # read by workers and not yet taken into packs
+MEDIUM = 2 << 20  # files up to this size are read whole and cut by a worker
 COMMIT_BYTES = 1 << 30  # new data between intermediate commits (progress survives a crash)
 MAX_WARNINGS = 100
 _LIVE_PACKS = "SELECT name FROM packs WHERE deleted_serial IS NULL AND name IN ({})"
+_local = threading.local()
+
+
+def _cdc() -> FastCDC:
+    """This thread's chunker (the same parameters as every record's content)."""
+    cdc: FastCDC | None = getattr(_local, "cdc", None)
+    if cdc is None:
+        cdc = _local.cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+    return cdc
+
+
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
 
 
@@ -129,13 +153,13 @@ class _Read:
 
     st: os.stat_result | None = None
     sha256: str = ""
-    cid: bytes = b""
-    known: BlobRef | None = None
-    sealed: bytes | None = None
+    # per chunk: keyed id, where it already is (or None), sealed blob if new, length
+    chunks: list[tuple[bytes, BlobRef | None, bytes | None, int]] = field(default_factory=list)
     size: int = 0
     changed: bool = False
     error: str = ""
-    big: bool = False  # grew past SMALL: the main thread streams it
+    big: bool = False  # grew past MEDIUM: the main thread streams it
+    xattrs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -144,6 +168,7 @@ class _Job:
     paths: list[bytes]
     writers: list[PackWriter]
     future: Future[list[_Read]] | None = None
+    size: int = 0
 
 
 class FileCache:
@@ -162,9 +187,30 @@ class FileCache:
     MAGIC = b"SRFILECACHE1\n"
     _ROW = struct.Struct(">HQqqQHI")  # path len, size, mtime, ctime, inode, packs, line len
 
-    def __init__(self, snapshot: str) -> None:
+    def __init__(self, snapshot: str, spill: bool = False) -> None:
         self.snapshot = snapshot
         self.files: dict[bytes, tuple[int, int, int, int, tuple[str, ...], bytes]] = {}
+        # a cache being written by a backup goes to a temp file as it grows, not into
+        # memory (60,000 files: ~40 MB of lines)
+        self._spill: IO[bytes] | None = tempfile.TemporaryFile() if spill else None  # noqa: SIM115
+        self._packs: dict[str, int] = {}
+
+    def put(self, p: bytes, entry: tuple[int, int, int, int, tuple[str, ...], bytes]) -> None:
+        if self._spill is None:
+            self.files[p] = entry
+            return
+        size, mtime, ctime, ino, ps, line = entry
+        idx = [self._packs.setdefault(x, len(self._packs)) for x in ps]
+        self._spill.write(
+            self._ROW.pack(len(p), size, mtime, ctime, ino, len(idx), len(line))
+            + p
+            + struct.pack(f">{len(idx)}I", *idx)
+            + line
+        )
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
 
     @staticmethod
     def path(vault: Vault, source_key: str) -> Path:
@@ -180,7 +226,7 @@ class FileCache:
         if not all(isinstance(x, int) for x in key):
             return
         packs = tuple(sorted({c[0] for c in node.get("chunks", ())}))
-        self.files[p] = (*key, packs, line)  # type: ignore[assignment]
+        self.put(p, (*key, packs, line))  # type: ignore[arg-type]
 
     @staticmethod
     def from_manifest(snapshot: str, f: IO[bytes]) -> FileCache:
@@ -193,19 +239,21 @@ class FileCache:
         return cache
 
     def save(self, target: Path) -> None:
-        packs = sorted({p for v in self.files.values() for p in v[4]})
-        index = {p: i for i, p in enumerate(packs)}
-        head = json.dumps({"snapshot": self.snapshot, "packs": packs}).encode()
-        out = [struct.pack(">I", len(head)), head]
-        row = self._ROW.pack
-        for p, (size, mtime, ctime, ino, ps, line) in self.files.items():
-            out.append(row(len(p), size, mtime, ctime, ino, len(ps), len(line)))
-            out.append(p)
-            out.append(struct.pack(f">{len(ps)}I", *(index[x] for x in ps)))
-            out.append(line)
-        body = zstandard.ZstdCompressor(level=1, write_checksum=True).compress(b"".join(out))
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
+            files, self.files = self.files, {}
+            for p, entry in files.items():
+                self.put(p, entry)
+        head = json.dumps({"snapshot": self.snapshot, "packs": list(self._packs)}).encode()
+        z = zstandard.ZstdCompressor(level=1, write_checksum=True).compressobj()
+        out = [self.MAGIC, z.compress(struct.pack(">I", len(head)) + head)]
+        self._spill.seek(0)
+        for block in iter(lambda: self._spill.read(1 << 20), b""):  # type: ignore[union-attr]
+            out.append(z.compress(block))
+        out.append(z.flush())
+        self.close()
         target.parent.mkdir(mode=0o700, exist_ok=True)
-        write_atomic(target, self.MAGIC + body)
+        write_atomic(target, b"".join(out))
 
     @staticmethod
     def load(source: Path) -> FileCache | None:
@@ -213,7 +261,10 @@ class FileCache:
             raw = source.read_bytes()
             if not raw.startswith(FileCache.MAGIC):
                 return None
-            data = zstandard.ZstdDecompressor().decompress(raw[len(FileCache.MAGIC) :])
+            # written as a stream: the frame does not carry its size
+            data = (
+                zstandard.ZstdDecompressor().decompressobj().decompress(raw[len(FileCache.MAGIC) :])
+            )
             (n,) = struct.unpack_from(">I", data)
             head = json.loads(data[4 : 4 + n])
             cache, packs = FileCache(str(head["snapshot"])), list(head["packs"])
@@ -278,13 +329,15 @@ class Backup:
         self._refs: set[str] = set()
         self._jobs: deque[_Job | bytes] = deque()
         self._in_flight = 0
+        self._unreported = 0
+        self._bytes_in_flight = 0
         self._job: _Job | None = None
         self._job_bytes = 0
         self._warnings: list[str] = []
         self._warned = 0
         self._committed_at = 0
         self._cache: FileCache | None = None
-        self._next_cache = FileCache("")
+        self._next_cache = FileCache("", spill=True)
         self._spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in run)
         self._ap: Appender | None = None
         self._until = datetime.min
@@ -406,6 +459,7 @@ class Backup:
                 self._next_cache.save(FileCache.path(self.vault, source_key))
         finally:
             self._spool.close()
+            self._next_cache.close()
         return self.stats
 
     @property
@@ -540,7 +594,7 @@ class Backup:
                 return None
         elif kind in ("char", "block"):
             node["rdev"] = st.st_rdev
-        if kind in ("file", "dir"):
+        if kind == "dir":  # a file's are read with its content (from its descriptor)
             xattrs = self._xattrs(path)
             if xattrs:
                 node["xattrs"] = xattrs
@@ -552,6 +606,24 @@ class Backup:
             else:
                 self._links[(st.st_dev, st.st_ino)] = path.lstrip(b"/")
         return node
+
+    def _xattrs_node(self, path: bytes) -> dict[str, Any]:
+        x = self._xattrs(path)
+        return {"xattrs": x} if x else {}
+
+    def _read_xattrs(self, fd: int, path: bytes) -> dict[str, str]:
+        """Extended attributes of an open file (worker threads)."""
+        try:
+            names = os.listxattr(fd)
+        except OSError:
+            return {}
+        out: dict[str, str] = {}
+        for n in sorted(names):
+            try:
+                out[n] = base64.b64encode(os.getxattr(fd, n)).decode()
+            except OSError as e:
+                self._warn(f"{show(path)}: cannot read extended attribute {n}: {e.strerror or e}")
+        return out
 
     def _xattrs(self, path: bytes) -> dict[str, str]:
         try:
@@ -565,6 +637,13 @@ class Backup:
             except OSError as e:
                 self._warn(f"{show(path)}: cannot read extended attribute {n}: {e.strerror or e}")
         return out
+
+    def _advance(self, n: int) -> None:
+        """Progress, reported in steps of 8 MiB (a call per small file costs more)."""
+        self._unreported += n
+        if self.progress and self._unreported >= 8 << 20:
+            self.progress(self._unreported)
+            self._unreported = 0
 
     def _emit(self, node: dict[str, Any]) -> None:
         """Write a finished node, or queue it behind files still being read: lines stay
@@ -589,9 +668,8 @@ class Backup:
         self.stats.unchanged += 1
         self.stats.bytes += hit[0]
         self._refs.update(hit[4])
-        self._next_cache.files[rel] = hit
-        if self.progress:
-            self.progress(hit[0])
+        self._next_cache.put(rel, hit)
+        self._advance(hit[0])
         if self._jobs:
             self._jobs.append(hit[5])
         else:
@@ -601,8 +679,8 @@ class Backup:
         if node["type"] == "hardlink":
             self._emit(node)
             return
-        if st.st_size > SMALL:
-            self._drain(0)
+        if st.st_size > MEDIUM:  # streamed; its line queues behind the files in flight
+            node.update(self._xattrs_node(path))
             self._stream_file(path, node)
             self._emit(node)
             return
@@ -630,7 +708,9 @@ class Backup:
         ap = self._ap
         assert ap is not None
         job.future = ap.pool.submit(self._read_group, job.paths, job.writers)
+        job.size = self._job_bytes
         self._in_flight += 1
+        self._bytes_in_flight += job.size
         self._drain(JOBS_IN_FLIGHT)
 
     def _drain(self, limit: int) -> None:
@@ -646,10 +726,15 @@ class Backup:
                 self._spool.write(head)
                 self._jobs.popleft()
                 continue
-            if head.future is None or (self._in_flight <= limit and not head.future.done()):
+            if head.future is None or (
+                self._in_flight <= limit
+                and self._bytes_in_flight <= BYTES_IN_FLIGHT
+                and not head.future.done()
+            ):
                 break
             self._jobs.popleft()
             self._in_flight -= 1
+            self._bytes_in_flight -= head.size
             for node, path, w, r in zip(
                 head.nodes, head.paths, head.writers, head.future.result(), strict=True
             ):
@@ -675,24 +760,26 @@ class Backup:
             node["size"] = 0
             self._warn(f"{show(path)}: {r.error}; recorded without content")
             return
-        if r.big:  # grew past SMALL since the walk: streamed like a large file
+        if r.big:  # grew past MEDIUM since the walk: streamed like a large file
+            node.update(self._xattrs_node(path))
             self._stream_file(path, node)
             return
         self._describe(node, r.st)
         node["size"] = r.size
         node["sha256"] = r.sha256
-        if r.size:
-            ref = ap.adopt(w, r.cid, r.known, r.sealed, r.size)
-            node["chunks"] = [[ref.pack, ref.offset, ref.length, ref.plain_len, r.cid.hex()]]
+        refs = []
+        for cid, known, sealed, n in r.chunks:
+            ref = ap.adopt(w, cid, known, sealed, n)
+            refs.append([ref.pack, ref.offset, ref.length, ref.plain_len, cid.hex()])
             self._refs.add(ref.pack)
-        else:
-            node["chunks"] = []
+        node["chunks"] = refs
+        if r.xattrs:
+            node["xattrs"] = r.xattrs
         if r.changed:
             node["changed"] = True
             self._warn(f"{show(path)}: changed while it was read; what was read is kept")
         self.stats.bytes += r.size
-        if self.progress:
-            self.progress(r.size)
+        self._advance(r.size)
 
     @staticmethod
     def _describe(node: dict[str, Any], st: os.stat_result | None) -> None:
@@ -709,7 +796,6 @@ class Backup:
         """Worker: read, hash, look up and seal a group of small files."""
         ap = self._ap
         assert ap is not None
-        hasher = self.vault.hasher
         out = []
         for path, w in zip(paths, writers, strict=True):
             r = _Read()
@@ -727,8 +813,8 @@ class Backup:
                         break
                     parts = []
                     got = 0
-                    while got <= SMALL:
-                        b = os.read(fd, SMALL + 1 - got)
+                    while got <= MEDIUM:
+                        b = os.read(fd, min(MEDIUM + 1 - got, max(before.st_size + 1 - got, 1)))
                         if not b:
                             break
                         parts.append(b)
@@ -737,6 +823,7 @@ class Backup:
                     if self._after_read is not None:
                         self._after_read(path)
                     after = os.fstat(fd)
+                    r.xattrs = self._read_xattrs(fd, path)
                 except OSError as e:
                     r.error = f"read error: {e.strerror or e}"
                     break
@@ -750,17 +837,16 @@ class Backup:
             if r.error:
                 out.append(r)
                 continue
-            if len(data) > SMALL:
+            if len(data) > MEDIUM:
                 r.big = True
                 out.append(r)
                 continue
             r.size = len(data)
             r.sha256 = hashlib.sha256(data).hexdigest()
-            if data:
-                r.cid = hasher.chunk_id(data)
-                r.known = ap.known(r.cid, len(data))
-                if r.known is None:
-                    _, _, r.sealed = ap.prepare(w, data)
+            pieces = [data] if len(data) <= SMALL else [bytes(c.data) for c in _cdc().cut_buf(data)]
+            for piece in pieces:
+                if piece:
+                    r.chunks.append((*ap.prepare(w, piece), len(piece)))
             out.append(r)
         return out
 

@@ -19,6 +19,7 @@ import base64
 import json
 import re
 import stat
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -42,6 +43,10 @@ TYPES = {
     "block": stat.S_IFBLK,
     "socket": stat.S_IFSOCK,
 }
+_EXTRACTED = (
+    "type", "path", "path_b64", "mode", "size", "chunks", "sha256", "target", "target_b64",
+    "link", "link_b64", "user", "group", "inode", "ctime_ns",
+)  # fmt: skip
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _PACK = re.compile(r"packs/[0-9]{4}-[0-9]{2}/[0-9a-f]{32}\Z")
 
@@ -150,7 +155,7 @@ def parse_node(raw: Any) -> Node:
                 and _HEX64.match(c[4])
             ):
                 raise CorruptVault(f"snapshot node {show(path)!r}: malformed chunk {c!r:.80}")
-            node.chunks.append((c[0], c[1], c[2], c[3], bytes.fromhex(c[4])))
+            node.chunks.append((sys.intern(c[0]), c[1], c[2], c[3], bytes.fromhex(c[4])))
             total += c[3]
         if total != node.size or node.size < 0:
             raise CorruptVault(
@@ -163,6 +168,10 @@ def parse_node(raw: Any) -> Node:
     elif kind == "hardlink":
         target = get_bytes(raw, "link")
         node.target = check_path(target or b"", "hard link")
+    # what was taken out above need not be kept twice (a manifest of many files is held
+    # whole in memory by restore): raw keeps owner, times, xattrs, rdev and flags
+    for key in _EXTRACTED:
+        raw.pop(key, None)
     return node
 
 
