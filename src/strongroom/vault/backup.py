@@ -194,6 +194,7 @@ class FileCache:
         # memory (60,000 files: ~40 MB of lines)
         self._spill: IO[bytes] | None = tempfile.TemporaryFile() if spill else None  # noqa: SIM115
         self._packs: dict[str, int] = {}
+        self._pending: list[bytes] = []
 
     def put(self, p: bytes, entry: tuple[int, int, int, int, tuple[str, ...], bytes]) -> None:
         if self._spill is None:
@@ -201,12 +202,15 @@ class FileCache:
             return
         size, mtime, ctime, ino, ps, line = entry
         idx = [self._packs.setdefault(x, len(self._packs)) for x in ps]
-        self._spill.write(
-            self._ROW.pack(len(p), size, mtime, ctime, ino, len(idx), len(line))
-            + p
-            + struct.pack(f">{len(idx)}I", *idx)
-            + line
+        self._pending += (
+            self._ROW.pack(len(p), size, mtime, ctime, ino, len(idx), len(line)),
+            p,
+            struct.pack(f">{len(idx)}I", *idx),
+            line,
         )
+        if len(self._pending) >= 4096:
+            self._spill.write(b"".join(self._pending))
+            self._pending.clear()
 
     def close(self) -> None:
         if self._spill is not None:
@@ -245,6 +249,8 @@ class FileCache:
             for p, entry in files.items():
                 self.put(p, entry)
         head = json.dumps({"snapshot": self.snapshot, "packs": list(self._packs)}).encode()
+        self._spill.write(b"".join(self._pending))
+        self._pending.clear()
         z = zstandard.ZstdCompressor(level=1, write_checksum=True).compressobj()
         out = [self.MAGIC, z.compress(struct.pack(">I", len(head)) + head)]
         self._spill.seek(0)
@@ -330,6 +336,7 @@ class Backup:
         self._jobs: deque[_Job | bytes] = deque()
         self._in_flight = 0
         self._unreported = 0
+        self._lines: list[bytes] = []
         self._bytes_in_flight = 0
         self._job: _Job | None = None
         self._job_bytes = 0
@@ -428,6 +435,7 @@ class Backup:
                     "warnings": self._warnings,
                     "more_warnings": self._warned - len(self._warnings),
                 }
+                self._flush()
                 self._spool.seek(0)
                 content = cast(
                     BinaryIO,
@@ -638,6 +646,16 @@ class Backup:
                 self._warn(f"{show(path)}: cannot read extended attribute {n}: {e.strerror or e}")
         return out
 
+    def _write(self, line: bytes) -> None:
+        """Manifest lines go to the spool in batches (one write call per line costs)."""
+        self._lines.append(line)
+        if len(self._lines) >= 1024:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._spool.write(b"".join(self._lines))
+        self._lines.clear()
+
     def _advance(self, n: int) -> None:
         """Progress, reported in steps of 8 MiB (a call per small file costs more)."""
         self._unreported += n
@@ -660,7 +678,7 @@ class Backup:
         if self._jobs:
             self._jobs.append(line)
         else:
-            self._spool.write(line)
+            self._write(line)
 
     def _reuse(self, rel: bytes, hit: tuple[int, int, int, int, tuple[str, ...], bytes]) -> None:
         """An unchanged file: its line from the last snapshot, as it was."""
@@ -673,7 +691,7 @@ class Backup:
         if self._jobs:
             self._jobs.append(hit[5])
         else:
-            self._spool.write(hit[5])
+            self._write(hit[5])
 
     def _file(self, path: bytes, st: os.stat_result, node: dict[str, Any]) -> None:
         if node["type"] == "hardlink":
@@ -723,7 +741,7 @@ class Backup:
         while self._jobs:
             head = self._jobs[0]
             if isinstance(head, bytes):
-                self._spool.write(head)
+                self._write(head)
                 self._jobs.popleft()
                 continue
             if head.future is None or (
@@ -744,7 +762,7 @@ class Backup:
                     ap.reserved[id(w)] -= 1
                 line = encode_line(node)
                 self._next_cache.add(node, line)
-                self._spool.write(line)
+                self._write(line)
             ap.store_closed()
         if ap.new_plain - self._committed_at >= COMMIT_BYTES and not self._jobs:
             # an intermediate commit: the packs so far enter the ledger and the catalog,
