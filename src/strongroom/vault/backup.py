@@ -27,6 +27,7 @@ import grp
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import pwd
 import re
@@ -34,26 +35,30 @@ import socket
 import stat
 import struct
 import tempfile
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 import zstandard
-from pyfastcdc import FastCDC
 
 from strongroom.core.retention import format_time
 from strongroom.errors import BadInput, CorruptVault
 from strongroom.vault.config import write_atomic
+from strongroom.vault.fileread import (
+    MEDIUM,
+    READ_FLAGS,
+    RETRIES,
+    _Read,
+    _same,
+    init_worker,
+    read_files,
+    read_in_worker,
+)
 from strongroom.vault.ingest import (
-    CDC_AVG,
-    CDC_MAX,
-    CDC_MIN,
-    SMALL,
     Appender,
     AppendResult,
     Item,
@@ -77,27 +82,13 @@ from strongroom.vault.snapshot import (
 from strongroom.vault.vault import Vault
 
 LOCK_MARGIN = timedelta(days=10)
-RETRIES = 3
-GROUP_FILES = 32  # files read and sealed per worker job
-GROUP_BYTES = 2 << 20
-JOBS_IN_FLIGHT = 4
-BYTES_IN_FLIGHT = 12 << 20  # read by workers and not yet taken into packs
-MEDIUM = 2 << 20  # files up to this size are read whole and cut by a worker
+GROUP_FILES = 64  # files read and sealed per worker job
+GROUP_BYTES = 4 << 20
+JOBS_IN_FLIGHT = 8
+BYTES_IN_FLIGHT = 32 << 20  # read by workers and not yet taken into packs
 COMMIT_BYTES = 1 << 30  # new data between intermediate commits (progress survives a crash)
 MAX_WARNINGS = 100
 _LIVE_PACKS = "SELECT name FROM packs WHERE deleted_serial IS NULL AND name IN ({})"
-_local = threading.local()
-
-
-def _cdc() -> FastCDC:
-    """This thread's chunker (the same parameters as every record's content)."""
-    cdc: FastCDC | None = getattr(_local, "cdc", None)
-    if cdc is None:
-        cdc = _local.cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
-    return cdc
-
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
 
 
 @dataclass(slots=True)
@@ -136,30 +127,6 @@ def default_source() -> str:
     """The host name as a source label (``a-z 0-9 . _ -``)."""
     name = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-.")
     return (name or "host")[:64]
-
-
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino) == (
-        b.st_size,
-        b.st_mtime_ns,
-        b.st_ctime_ns,
-        b.st_ino,
-    )
-
-
-@dataclass(slots=True)
-class _Read:
-    """What a worker made of one small file."""
-
-    st: os.stat_result | None = None
-    sha256: str = ""
-    # per chunk: keyed id, where it already is (or None), sealed blob if new, length
-    chunks: list[tuple[bytes, BlobRef | None, bytes | None, int]] = field(default_factory=list)
-    size: int = 0
-    changed: bool = False
-    error: str = ""
-    big: bool = False  # grew past MEDIUM: the main thread streams it
-    xattrs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -320,8 +287,13 @@ class Backup:
         progress: Callable[[int], None] | None = None,
         after_read: Callable[[bytes], None] | None = None,
         force: bool = False,
+        processes: bool = True,
     ) -> None:
         self.force = force
+        # small files are read and sealed in worker processes (fileread.py says why);
+        # with a test hook on reads, in the appender's threads
+        self._use_processes = processes and after_read is None
+        self._procs: ProcessPoolExecutor | None = None
         self.vault = vault
         self.source = source or default_source()
         self.tags = tuple(sorted(set(tags)))
@@ -411,6 +383,8 @@ class Backup:
                 self.stats.parent = parent
                 if parent is not None and not self.force:
                     self._cache = self._load_cache(parent, source_key)
+                if self._use_processes:
+                    self._procs = self._start_processes()
                 walk()
                 self._drain(0)
                 header = {
@@ -466,9 +440,23 @@ class Backup:
             with contextlib.suppress(OSError):  # only a cache: rebuilt from the snapshot
                 self._next_cache.save(FileCache.path(self.vault, source_key))
         finally:
+            if self._procs is not None:
+                self._procs.shutdown(wait=True, cancel_futures=True)
             self._spool.close()
             self._next_cache.close()
         return self.stats
+
+    def _start_processes(self) -> ProcessPoolExecutor:
+        key = self.vault.keyring.current
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["strongroom.vault.fileread"])
+        self._key_id = key.key_id
+        return ProcessPoolExecutor(
+            max_workers=2,
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(self.vault.hasher.key, key.key_id, key.key, str(self.vault.catalog.path)),
+        )
 
     @property
     def _nodes(self) -> int:
@@ -619,20 +607,6 @@ class Backup:
         x = self._xattrs(path)
         return {"xattrs": x} if x else {}
 
-    def _read_xattrs(self, fd: int, path: bytes) -> dict[str, str]:
-        """Extended attributes of an open file (worker threads)."""
-        try:
-            names = os.listxattr(fd)
-        except OSError:
-            return {}
-        out: dict[str, str] = {}
-        for n in sorted(names):
-            try:
-                out[n] = base64.b64encode(os.getxattr(fd, n)).decode()
-            except OSError as e:
-                self._warn(f"{show(path)}: cannot read extended attribute {n}: {e.strerror or e}")
-        return out
-
     def _xattrs(self, path: bytes) -> dict[str, str]:
         try:
             names = os.listxattr(path, follow_symlinks=False)
@@ -725,7 +699,13 @@ class Backup:
             return
         ap = self._ap
         assert ap is not None
-        job.future = ap.pool.submit(self._read_group, job.paths, job.writers)
+        if self._procs is not None:
+            assert all(w.key.key_id == self._key_id for w in job.writers)
+            job.future = self._procs.submit(
+                read_in_worker, job.paths, [w.name for w in job.writers]
+            )
+        else:
+            job.future = ap.pool.submit(self._read_group, job.paths, job.writers)
         job.size = self._job_bytes
         self._in_flight += 1
         self._bytes_in_flight += job.size
@@ -773,6 +753,8 @@ class Backup:
     def _finish_small(self, node: dict[str, Any], path: bytes, w: PackWriter, r: _Read) -> None:
         ap = self._ap
         assert ap is not None
+        for w_ in r.warnings:
+            self._warn(w_)
         if r.error:
             node["error"] = r.error
             node["size"] = 0
@@ -811,67 +793,15 @@ class Backup:
             )
 
     def _read_group(self, paths: list[bytes], writers: list[PackWriter]) -> list[_Read]:
-        """Worker: read, hash, look up and seal a group of small files."""
+        """Worker thread: read, hash, look up and seal a group of files."""
         ap = self._ap
         assert ap is not None
-        out = []
-        for path, w in zip(paths, writers, strict=True):
-            r = _Read()
-            data = b""
-            for attempt in range(RETRIES):
-                try:
-                    fd = os.open(path, _READ_FLAGS)
-                except OSError as e:
-                    r.error = f"cannot open: {e.strerror or e}"
-                    break
-                try:
-                    before = os.fstat(fd)
-                    if not stat.S_ISREG(before.st_mode):
-                        r.error = "replaced by something that is not a file"
-                        break
-                    parts = []
-                    got = 0
-                    while got <= MEDIUM:
-                        b = os.read(fd, min(MEDIUM + 1 - got, max(before.st_size + 1 - got, 1)))
-                        if not b:
-                            break
-                        parts.append(b)
-                        got += len(b)
-                    data = b"".join(parts)
-                    if self._after_read is not None:
-                        self._after_read(path)
-                    after = os.fstat(fd)
-                    r.xattrs = self._read_xattrs(fd, path)
-                except OSError as e:
-                    r.error = f"read error: {e.strerror or e}"
-                    break
-                finally:
-                    os.close(fd)
-                r.st = after
-                r.changed = not (_same(before, after) and len(data) == after.st_size)
-                if not r.changed:
-                    break
-                del attempt
-            if r.error:
-                out.append(r)
-                continue
-            if len(data) > MEDIUM:
-                r.big = True
-                out.append(r)
-                continue
-            r.size = len(data)
-            r.sha256 = hashlib.sha256(data).hexdigest()
-            pieces = [data] if len(data) <= SMALL else [bytes(c.data) for c in _cdc().cut_buf(data)]
-            for piece in pieces:
-                if piece:
-                    r.chunks.append((*ap.prepare(w, piece), len(piece)))
-            out.append(r)
-        return out
+        return read_files(paths, writers, ap.prepare, self._after_read)
 
     def _stream_file(self, path: bytes, node: dict[str, Any]) -> None:
         for attempt in range(RETRIES):
             try:
-                fd = os.open(path, _READ_FLAGS)
+                fd = os.open(path, READ_FLAGS)
             except OSError as e:
                 node["error"] = f"cannot open: {e.strerror or e}"
                 node["size"] = 0

@@ -95,6 +95,11 @@ def _context(name: str, blob_id: bytes) -> bytes:
     return name.encode() + b"\0" + blob_id
 
 
+def seal_blob(key: DataKey, pack: str, blob_id: bytes, encoded: bytes) -> bytes:
+    """An encoded blob sealed for its place: pack name and blob id are bound in."""
+    return seal(key, encoded, kind="blob", context=_context(pack, blob_id))
+
+
 def encode_blob(data: bytes | memoryview, compress: bool = True) -> bytes:
     """Codec byte + data, zstd when it saves space (random data is stored as is)."""
     if compress and len(data) > 64:
@@ -151,7 +156,7 @@ class PackWriter:
 
     def seal_blob(self, blob_id: bytes, encoded: bytes) -> bytes:
         """Seal an encoded blob for this pack (thread-safe: no writer state touched)."""
-        return seal(self.key, encoded, kind="blob", context=_context(self.name, blob_id))
+        return seal_blob(self.key, self.name, blob_id, encoded)
 
     def add_sealed(self, blob_id: bytes, kind: BlobKind, sealed: bytes, plain_len: int) -> BlobRef:
         offset = len(self._buf)

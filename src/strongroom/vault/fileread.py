@@ -1,0 +1,184 @@
+"""Reading files for a backup: in worker threads, or in worker processes.
+
+A group of files is read whole, hashed, cut (FastCDC), looked up and sealed by
+:func:`read_files`, with the same code whether it runs in one of the appender's threads
+or in a worker process. Processes exist because of the GIL: zstd, AES-GCM and the
+hashes release it, but the Python around each small file (opening, reading, hashing,
+sealing calls) does not, and with tens of thousands of small files that work is what
+limits a backup on two cores. A process gets the two keys it needs (the chunk-id key
+and the current data key) once, through its initializer, and its own read-only
+connection to the catalog for deduplication lookups; it returns sealed blobs, never
+plaintext, and the main process lays them into packs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyfastcdc import FastCDC
+
+from strongroom.catalog import CHUNK_SQL
+from strongroom.crypto import ChunkHasher, DataKey
+from strongroom.vault.ingest import CDC_AVG, CDC_MAX, CDC_MIN, DEDUP_MIN, SMALL
+from strongroom.vault.packs import BlobRef, encode_blob, seal_blob
+from strongroom.vault.snapshot import show
+
+RETRIES = 3
+MEDIUM = 2 << 20  # files up to this size are read whole and cut by a worker
+_local = threading.local()
+
+
+def _cdc() -> FastCDC:
+    """This thread's chunker (the same parameters as every record's content)."""
+    cdc: FastCDC | None = getattr(_local, "cdc", None)
+    if cdc is None:
+        cdc = _local.cdc = FastCDC(avg_size=CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+    return cdc
+
+
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino) == (
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+        b.st_ino,
+    )
+
+
+@dataclass(slots=True)
+class _Read:
+    """What a worker made of one small file."""
+
+    st: os.stat_result | None = None
+    sha256: str = ""
+    # per chunk: keyed id, where it already is (or None), sealed blob if new, length
+    chunks: list[tuple[bytes, BlobRef | None, bytes | None, int]] = field(default_factory=list)
+    size: int = 0
+    changed: bool = False
+    error: str = ""
+    big: bool = False  # grew past MEDIUM: the main thread streams it
+    xattrs: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_xattrs(fd: int, path: bytes, r: _Read) -> dict[str, str]:
+    """Extended attributes of an open file."""
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for n in sorted(names):
+        try:
+            out[n] = base64.b64encode(os.getxattr(fd, n)).decode()
+        except OSError as e:
+            r.warnings.append(
+                f"{show(path)}: cannot read extended attribute {n}: {e.strerror or e}"
+            )
+    return out
+
+
+def read_files(
+    paths: list[bytes],
+    places: list[Any],
+    prepare: Callable[[Any, bytes], tuple[bytes, BlobRef | None, bytes | None]],
+    after_read: Callable[[bytes], None] | None = None,
+) -> list[_Read]:
+    """Read, hash, cut, look up and seal a group of files (a worker thread or process).
+
+    Each file is read whole between two ``fstat`` calls, and again (up to
+    :data:`RETRIES` times) if its size, times or inode moved meanwhile. ``prepare(place,
+    chunk)`` gives a chunk's keyed id, where it already is, or its sealed blob for
+    ``place`` (the pack it is planned into).
+    """
+    out = []
+    for path, place in zip(paths, places, strict=True):
+        r = _Read()
+        data = b""
+        for attempt in range(RETRIES):
+            try:
+                fd = os.open(path, READ_FLAGS)
+            except OSError as e:
+                r.error = f"cannot open: {e.strerror or e}"
+                break
+            try:
+                before = os.fstat(fd)
+                if not stat.S_ISREG(before.st_mode):
+                    r.error = "replaced by something that is not a file"
+                    break
+                parts = []
+                got = 0
+                while got <= MEDIUM:
+                    b = os.read(fd, min(MEDIUM + 1 - got, max(before.st_size + 1 - got, 1)))
+                    if not b:
+                        break
+                    parts.append(b)
+                    got += len(b)
+                data = b"".join(parts)
+                if after_read is not None:
+                    after_read(path)
+                after = os.fstat(fd)
+                r.xattrs = _read_xattrs(fd, path, r)
+            except OSError as e:
+                r.error = f"read error: {e.strerror or e}"
+                break
+            finally:
+                os.close(fd)
+            r.st = after
+            r.changed = not (_same(before, after) and len(data) == after.st_size)
+            if not r.changed:
+                break
+            del attempt
+        if r.error or len(data) > MEDIUM:
+            r.big = not r.error
+            out.append(r)
+            continue
+        r.size = len(data)
+        r.sha256 = hashlib.sha256(data).hexdigest()
+        pieces = [data] if len(data) <= SMALL else [bytes(c.data) for c in _cdc().cut_buf(data)]
+        for piece in pieces:
+            if piece:
+                r.chunks.append((*prepare(place, piece), len(piece)))
+        out.append(r)
+    return out
+
+
+class _Prepare:
+    """A worker process's ``prepare``: keyed id, catalog lookup, seal for the pack."""
+
+    def __init__(self, chunk_key: bytes, key_id: str, key: bytes, catalog: str) -> None:
+        self.hasher = ChunkHasher(chunk_key)
+        self.key = DataKey(key_id, key)
+        self.db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+
+    def __call__(self, pack: str, data: bytes) -> tuple[bytes, BlobRef | None, bytes | None]:
+        cid = self.hasher.chunk_id(data)
+        if len(data) >= DEDUP_MIN:
+            row = self.db.execute(CHUNK_SQL, (cid,)).fetchone()
+            if row is not None:
+                return cid, BlobRef(str(row[0]), int(row[1]), int(row[2]), int(row[3])), None
+        return cid, None, seal_blob(self.key, pack, cid, encode_blob(data))
+
+
+_worker: dict[str, _Prepare] = {}  # this process's, once initialised
+
+
+def init_worker(chunk_key: bytes, key_id: str, key: bytes, catalog: str) -> None:
+    """Initializer of a worker process."""
+    _worker["prepare"] = _Prepare(chunk_key, key_id, key, catalog)
+
+
+def read_in_worker(paths: list[bytes], packs: list[str]) -> list[_Read]:
+    """A group of files, read in a worker process (``packs``: where each is planned)."""
+    return read_files(paths, packs, _worker["prepare"])
