@@ -23,13 +23,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import fnmatch
-import grp
 import hashlib
 import io
 import json
 import multiprocessing
 import os
-import pwd
 import re
 import socket
 import stat
@@ -54,6 +52,7 @@ from strongroom.vault.fileread import (
     RETRIES,
     _Read,
     _same,
+    describe,
     init_worker,
     read_files,
     read_in_worker,
@@ -131,7 +130,6 @@ def default_source() -> str:
 
 @dataclass(slots=True)
 class _Job:
-    nodes: list[dict[str, Any]]
     paths: list[bytes]
     writers: list[PackWriter]
     future: Future[list[_Read]] | None = None
@@ -536,6 +534,9 @@ class Backup:
                 ):
                     self._reuse(rel, hit)
                     continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size <= MEDIUM:
+                self._queue_small(path, st)  # described by the worker that reads it
+                continue
             node = self._node(path, st)
             if node is None:
                 continue
@@ -555,33 +556,12 @@ class Backup:
             else:
                 self._emit(node)
 
-    def _name(self, kind: str, ident: int) -> str | None:
-        key = (kind, ident)
-        if key not in self._names:
-            try:
-                self._names[key] = (
-                    pwd.getpwuid(ident).pw_name if kind == "u" else grp.getgrgid(ident).gr_name
-                )
-            except KeyError:
-                self._names[key] = None
-        return self._names[key]
-
     def _node(self, path: bytes, st: os.stat_result) -> dict[str, Any] | None:
         kind = type_of(st.st_mode)
         if kind is None:
             self._warn(f"{show(path)}: unknown file type; skipped")
             return None
-        node: dict[str, Any] = {"type": kind}
-        put_bytes(node, "path", path.lstrip(b"/") or b".")
-        node["mode"] = stat.S_IMODE(st.st_mode)
-        node["uid"], node["gid"] = st.st_uid, st.st_gid
-        user, group = self._name("u", st.st_uid), self._name("g", st.st_gid)
-        if user:
-            node["user"] = user
-        if group:
-            node["group"] = group
-        node["mtime_ns"], node["ctime_ns"] = st.st_mtime_ns, st.st_ctime_ns
-        node["inode"] = st.st_ino
+        node = describe(path.lstrip(b"/"), st, kind)
         if kind == "symlink":
             try:
                 put_bytes(node, "target", os.readlink(path))  # noqa: PTH115 (bytes)
@@ -676,21 +656,24 @@ class Backup:
             self._stream_file(path, node)
             self._emit(node)
             return
+        self._queue_small(path, st)
+
+    def _queue_small(self, path: bytes, st: os.stat_result) -> None:
+        """A file for the workers, in the open group (planned into a pack now)."""
         ap = self._ap
         assert ap is not None
         if self._job is None:
-            self._job = _Job([], [], [])
+            self._job = _Job([], [])
             self._jobs.append(self._job)
             self._job_bytes = 0
         w = ap.writer(self._bucket, st.st_size)
         w.note_retention(self._until + self.lock_margin)
         ap.reserved[id(w)] = ap.reserved.get(id(w), 0) + 1
-        self._job.nodes.append(node)
         self._job.paths.append(path)
         self._job.writers.append(w)
         self._job_bytes += st.st_size
         self.stats.files += 1
-        if len(self._job.nodes) >= GROUP_FILES or self._job_bytes >= GROUP_BYTES:
+        if len(self._job.paths) >= GROUP_FILES or self._job_bytes >= GROUP_BYTES:
             self._submit()
 
     def _submit(self) -> None:
@@ -733,15 +716,11 @@ class Backup:
             self._jobs.popleft()
             self._in_flight -= 1
             self._bytes_in_flight -= head.size
-            for node, path, w, r in zip(
-                head.nodes, head.paths, head.writers, head.future.result(), strict=True
-            ):
+            for path, w, r in zip(head.paths, head.writers, head.future.result(), strict=True):
                 try:
-                    self._finish_small(node, path, w, r)
+                    line = self._finish_small(path, w, r)
                 finally:
                     ap.reserved[id(w)] -= 1
-                line = encode_line(node)
-                self._next_cache.add(node, line)
                 self._write(line)
             ap.store_closed()
         if ap.new_plain - self._committed_at >= COMMIT_BYTES and not self._jobs:
@@ -750,36 +729,51 @@ class Backup:
             ap.commit()
             self._committed_at = ap.new_plain
 
-    def _finish_small(self, node: dict[str, Any], path: bytes, w: PackWriter, r: _Read) -> None:
+    def _finish_small(self, path: bytes, w: PackWriter, r: _Read) -> bytes:
+        """The manifest line of a file a worker read: its head, and the chunk list once
+        each chunk has its place."""
         ap = self._ap
         assert ap is not None
-        for w_ in r.warnings:
-            self._warn(w_)
-        if r.error:
-            node["error"] = r.error
-            node["size"] = 0
-            self._warn(f"{show(path)}: {r.error}; recorded without content")
-            return
-        if r.big:  # grew past MEDIUM since the walk: streamed like a large file
-            node.update(self._xattrs_node(path))
-            self._stream_file(path, node)
-            return
-        self._describe(node, r.st)
-        node["size"] = r.size
-        node["sha256"] = r.sha256
-        refs = []
+        for warning in r.warnings:
+            self._warn(warning)
+        rel = path.lstrip(b"/")
+        if r.error or r.big:
+            try:
+                st = os.lstat(path)
+                node = describe(rel, st, type_of(st.st_mode) or "file")
+            except OSError:
+                node = {"type": "file", "mode": 0}
+                put_bytes(node, "path", rel)
+            if r.error:
+                node.update(type="file", error=r.error, size=0, chunks=[])
+                self._warn(f"{show(path)}: {r.error}; recorded without content")
+            else:  # grew past MEDIUM since the walk: streamed like a large file
+                node.update(self._xattrs_node(path))
+                self._stream_file(path, node)
+            line = encode_line(node)
+            self._next_cache.add(node, line)
+            return line
+        refs: list[list[object]] = []
+        names: set[str] = set()
         for cid, known, sealed, n in r.chunks:
             ref = ap.adopt(w, cid, known, sealed, n)
             refs.append([ref.pack, ref.offset, ref.length, ref.plain_len, cid.hex()])
-            self._refs.add(ref.pack)
-        node["chunks"] = refs
-        if r.xattrs:
-            node["xattrs"] = r.xattrs
+            names.add(ref.pack)
+        packs = tuple(sorted(names))
+        self._refs.update(packs)
+        line = b"".join(
+            (r.head, b',"chunks":', json.dumps(refs, separators=(",", ":")).encode(), b"}\n")
+        )
         if r.changed:
-            node["changed"] = True
             self._warn(f"{show(path)}: changed while it was read; what was read is kept")
+        else:
+            assert r.st is not None
+            self._next_cache.put(
+                rel, (r.size, r.st.st_mtime_ns, r.st.st_ctime_ns, r.st.st_ino, packs, line)
+            )
         self.stats.bytes += r.size
         self._advance(r.size)
+        return line
 
     @staticmethod
     def _describe(node: dict[str, Any], st: os.stat_result | None) -> None:

@@ -14,8 +14,11 @@ plaintext, and the main process lays them into packs.
 from __future__ import annotations
 
 import base64
+import grp
 import hashlib
+import json
 import os
+import pwd
 import sqlite3
 import stat
 import threading
@@ -29,7 +32,7 @@ from strongroom.catalog import CHUNK_SQL
 from strongroom.crypto import ChunkHasher, DataKey
 from strongroom.vault.ingest import CDC_AVG, CDC_MAX, CDC_MIN, DEDUP_MIN, SMALL
 from strongroom.vault.packs import BlobRef, encode_blob, seal_blob
-from strongroom.vault.snapshot import show
+from strongroom.vault.snapshot import put_bytes, show
 
 RETRIES = 3
 MEDIUM = 2 << 20  # files up to this size are read whole and cut by a worker
@@ -70,6 +73,38 @@ class _Read:
     big: bool = False  # grew past MEDIUM: the main thread streams it
     xattrs: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    head: bytes = b""  # the file's manifest line up to its chunk list (see read_files)
+
+
+_NAMES: dict[tuple[str, int], str | None] = {}
+
+
+def _name(kind: str, ident: int) -> str | None:
+    key = (kind, ident)
+    if key not in _NAMES:
+        try:
+            _NAMES[key] = (
+                pwd.getpwuid(ident).pw_name if kind == "u" else grp.getgrgid(ident).gr_name
+            )
+        except KeyError:
+            _NAMES[key] = None
+    return _NAMES[key]
+
+
+def describe(rel: bytes, st: os.stat_result, kind: str) -> dict[str, Any]:
+    """The fields every manifest node has (docs/formats/snapshot.md), from a stat."""
+    node: dict[str, Any] = {"type": kind}
+    put_bytes(node, "path", rel or b".")
+    node["mode"] = stat.S_IMODE(st.st_mode)
+    node["uid"], node["gid"] = st.st_uid, st.st_gid
+    user, group = _name("u", st.st_uid), _name("g", st.st_gid)
+    if user:
+        node["user"] = user
+    if group:
+        node["group"] = group
+    node["mtime_ns"], node["ctime_ns"] = st.st_mtime_ns, st.st_ctime_ns
+    node["inode"] = st.st_ino
+    return node
 
 
 def _read_xattrs(fd: int, path: bytes, r: _Read) -> dict[str, str]:
@@ -146,6 +181,16 @@ def read_files(
             continue
         r.size = len(data)
         r.sha256 = hashlib.sha256(data).hexdigest()
+        # the line is written here, where the work runs beside the main thread; the main
+        # thread appends the chunk list once it knows where each chunk went
+        assert r.st is not None
+        node = describe(path.lstrip(b"/"), r.st, "file")
+        node["size"], node["sha256"] = r.size, r.sha256
+        if r.xattrs:
+            node["xattrs"] = r.xattrs
+        if r.changed:
+            node["changed"] = True
+        r.head = json.dumps(node, ensure_ascii=False, separators=(",", ":")).encode()[:-1]
         pieces = [data] if len(data) <= SMALL else [bytes(c.data) for c in _cdc().cut_buf(data)]
         for piece in pieces:
             if piece:
