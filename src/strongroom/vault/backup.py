@@ -56,6 +56,7 @@ from strongroom.vault.fileread import (
     init_worker,
     read_files,
     read_in_worker,
+    worker_ready,
 )
 from strongroom.vault.ingest import (
     Appender,
@@ -445,16 +446,26 @@ class Backup:
         return self.stats
 
     def _start_processes(self) -> ProcessPoolExecutor:
+        """Two worker processes, forked now — before the appender starts any thread, so
+        no lock is held across the fork — each told to die with this process (a worker
+        must never outlive it with the keys in its memory)."""
         key = self.vault.keyring.current
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["strongroom.vault.fileread"])
         self._key_id = key.key_id
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=2,
-            mp_context=ctx,
+            mp_context=multiprocessing.get_context("fork"),
             initializer=init_worker,
-            initargs=(self.vault.hasher.key, key.key_id, key.key, str(self.vault.catalog.path)),
+            initargs=(
+                self.vault.hasher.key,
+                key.key_id,
+                key.key,
+                str(self.vault.catalog.path),
+                os.getpid(),
+            ),
         )
+        for f in [pool.submit(worker_ready) for _ in range(2)]:
+            f.result()
+        return pool
 
     @property
     def _nodes(self) -> int:

@@ -5,7 +5,8 @@ A group of files is read whole, hashed, cut (FastCDC), looked up and sealed by
 or in a worker process. Processes exist because of the GIL: zstd, AES-GCM and the
 hashes release it, but the Python around each small file (opening, reading, hashing,
 sealing calls) does not, and with tens of thousands of small files that work is what
-limits a backup on two cores. A process gets the two keys it needs (the chunk-id key
+limits a backup on two cores. A process is forked before the appender starts any
+thread and dies with its parent; it gets the two keys it needs (the chunk-id key
 and the current data key) once, through its initializer, and its own read-only
 connection to the catalog for deduplication lookups; it returns sealed blobs, never
 plaintext, and the main process lays them into packs.
@@ -14,11 +15,13 @@ plaintext, and the main process lays them into packs.
 from __future__ import annotations
 
 import base64
+import ctypes
 import grp
 import hashlib
 import json
 import os
 import pwd
+import signal
 import sqlite3
 import stat
 import threading
@@ -34,6 +37,7 @@ from strongroom.vault.ingest import CDC_AVG, CDC_MAX, CDC_MIN, DEDUP_MIN, SMALL
 from strongroom.vault.packs import BlobRef, encode_blob, seal_blob
 from strongroom.vault.snapshot import put_bytes, show
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 RETRIES = 3
 MEDIUM = 2 << 20  # files up to this size are read whole and cut by a worker
 _local = threading.local()
@@ -219,9 +223,18 @@ class _Prepare:
 _worker: dict[str, _Prepare] = {}  # this process's, once initialised
 
 
-def init_worker(chunk_key: bytes, key_id: str, key: bytes, catalog: str) -> None:
-    """Initializer of a worker process."""
+def init_worker(chunk_key: bytes, key_id: str, key: bytes, catalog: str, parent: int) -> None:
+    """Initializer of a worker process: the kernel kills it when its parent dies
+    (``PR_SET_PDEATHSIG``; it holds keys and must not outlive a killed backup)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        os._exit(1)  # no such guarantee, or the parent is already gone
     _worker["prepare"] = _Prepare(chunk_key, key_id, key, catalog)
+
+
+def worker_ready() -> int:
+    """A no-op job: waiting for one per worker makes the pool start them all at once."""
+    return os.getpid()
 
 
 def read_in_worker(paths: list[bytes], packs: list[str]) -> list[_Read]:
