@@ -22,6 +22,7 @@ from strongroom.errors import (
     Busy,
     ClockPaused,
     CorruptVault,
+    Incomplete,
     NotFound,
     ObjectExists,
     Refused,
@@ -42,6 +43,7 @@ FAMILIES: tuple[tuple[str, tuple[ErrorClass, ...]], ...] = (
     ("corrupt or foreign vault", (CorruptVault,)),
     ("conflict with another writer", (ObjectExists, Busy)),
     ("compliance clock paused", (ClockPaused,)),
+    ("backup stored with warnings", (Incomplete,)),
     ("other expected failure", (StrongroomError,)),
 )
 """Documented exit-code families: a title and the classes that root each family.
