@@ -268,17 +268,26 @@ def test_large_sparse_file_streams_with_bounded_memory(cli: Cli, tmp_path: Path)
         f.truncate(2 << 30)
         f.seek(1 << 30)
         f.write(b"marker in the middle")
-    # the ingest process's own peak (os.wait4 of that child; RUSAGE_CHILDREN would also
-    # count every earlier child of the test session)
-    cmd = [sys.executable, "-m", "strongroom", "--vault", str(cli.vault), "--key-file",
+    # the ingest process's own peak: its VmHWM, read as it exits. (Not getrusage: a
+    # child's ru_maxrss starts at the peak of the process that forked it — here a test
+    # session that may already be larger than the limit.)
+    script = (
+        "import atexit, re, sys\n"
+        "def hwm():\n"
+        "    m = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())\n"
+        "    sys.stderr.write(f'peak-rss-kib={m.group(1)}\\n')\n"
+        "atexit.register(hwm)\n"
+        "sys.argv = ['strongroom', *sys.argv[1:]]\n"
+        "from strongroom.cli import main\n"
+        "main()\n"
+    )
+    cmd = [sys.executable, "-c", script, "--vault", str(cli.vault), "--key-file",
            str(cli.key_file), "ingest", str(big), "--json"]  # fmt: skip
-    with subprocess.Popen(cmd, env=cli.env, stdout=subprocess.PIPE) as p:
-        printed = p.stdout.read() if p.stdout else b""
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-    assert p.returncode == 0
-    rid = _ids(printed)[0]
-    assert usage.ru_maxrss < 300 * 1024, f"peak RSS {usage.ru_maxrss} KiB"
+    p = subprocess.run(cmd, env=cli.env, capture_output=True, timeout=600, check=False)
+    assert p.returncode == 0, p.stderr
+    rid = _ids(p.stdout)[0]
+    peak = int(p.stderr.decode().rsplit("peak-rss-kib=", 1)[1].split()[0])
+    assert peak < 300 * 1024, f"peak RSS {peak} KiB"
     out = tmp_path / "back.img"
     cli("get", rid, "-o", out, timeout=600)
     assert out.stat().st_size == 2 << 30
