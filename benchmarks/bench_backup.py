@@ -27,9 +27,14 @@ the repository's size on disk. Each command runs in a child process measured wit
 ``os.wait4``: wall time (start-up and key derivation included) and peak RSS. The dataset
 is regenerated (identically) at the start of every round. Nothing is dropped from the
 page cache between steps; ``sync`` runs before every command (so one step's write-back is
-not charged to the next). Commands are started from a small helper process: a child's
-``ru_maxrss`` includes the peak RSS of the process it was forked from, so spawning from
-this one (hundreds of MB) would inflate every figure.
+not charged to the next), and before every command the files it reads (the dataset for a
+backup, the repository for a restore or a check) are read once, outside the timing, so
+that every tool starts warm: borg drops the files it has read from the page cache
+(``posix_fadvise(DONTNEED)``), and without this step whichever tool ran after borg read
+the dataset from disk. ``--cold`` does the opposite: the page cache is dropped
+(``/proc/sys/vm/drop_caches``, needs root) before every command. Commands are started
+from a small helper process: a child's ``ru_maxrss`` includes the peak RSS of the process
+it was forked from, so spawning from this one (hundreds of MB) would inflate every figure.
 
 - restic (0.14): repository format 2, ``--compression auto`` (zstd); ``backup DIR``;
   ``restore latest --target OUT``; ``check --read-data``.
@@ -46,7 +51,7 @@ largest over all of a tool's commands) <= 1.5.
 
     .venv/bin/python benchmarks/bench_backup.py [--quick] [--size 1G] [--files 59000]
         [--rounds 3] [--only strongroom,restic,borg] [--seed 1] [--keep] [--workdir DIR]
-        [--strongroom-passphrase]
+        [--strongroom-passphrase] [--cold]
 
 ``--quick``: 32 MiB in 2,000 files (~1 min). The default size takes ~20-25 minutes for
 the three tools. Installs nothing: restic and borg must be on PATH (Debian packages
@@ -710,6 +715,35 @@ class Strongroom(Tool):
             raise RuntimeError(f"{label}: backup --json printed no snapshot: {out[:500]!r}")
 
 
+def warm(root: Path) -> float:
+    """Read every file under ``root`` once (page cache warm for the next command);
+    returns the seconds it took."""
+    t0 = time.perf_counter()
+    buf = bytearray(MIB)
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            try:
+                fd = os.open(os.path.join(dirpath, n), os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue  # a symlink, a socket, gone: nothing to warm
+            try:
+                while os.readv(fd, [buf]):
+                    pass
+            finally:
+                os.close(fd)
+    return time.perf_counter() - t0
+
+
+def drop_caches() -> None:
+    """Empty the page cache (and dentries, inodes): the next command starts cold."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        raise SystemExit(f"--cold: cannot drop the page cache ({e}); run as root") from e
+
+
 def make_tool(name: str, base: Path, args: argparse.Namespace) -> Tool:
     if name == "restic":
         return Restic(base)
@@ -855,8 +889,12 @@ def one_round(
     live: dict[str, Tool] = {}
     rss: dict[str, list[float]] = {t: [] for t in tools}
 
-    def step(tool: Tool, name: str, cmd: Cmd) -> ChildRun:
+    def step(tool: Tool, name: str, cmd: Cmd, reads: Path | None = None) -> ChildRun:
         label = f"r{r}-{tool.name}-{name}"
+        if args.cold:
+            drop_caches()
+        elif reads is not None:
+            warm(reads)
         cr = spawner.run(cmd, logs, label, tool.env)
         res.add(mname(name, tool.name), cr.wall)
         if name != "init":
@@ -868,25 +906,25 @@ def one_round(
     for t in order:
         tool = live[t] = make_tool(t, wd / f"r{r}-{t}", args)
         step(tool, "init", tool.init())
-        tool.check_backup(step(tool, "backup1", tool.backup(data, "first")), "first backup")
+        tool.check_backup(step(tool, "backup1", tool.backup(data, "first"), data), "first backup")
         res.add(mname("size1", t), disk_usage(tool.repo))
     stats = mutate(data, plan, args.seed)
     expected = manifest(data)
     for t in order:
         tool = live[t]
-        tool.check_backup(step(tool, "backup2", tool.backup(data, "second")), "incremental")
+        tool.check_backup(step(tool, "backup2", tool.backup(data, "second"), data), "incremental")
         res.add(mname("size", t), disk_usage(tool.repo))
         res.add(mname("cache", t), disk_usage(tool.cache))
     for t in order:
         tool = live[t]
         out = wd / f"r{r}-{t}-restored"
         out.mkdir()
-        step(tool, "restore", tool.restore(out))
+        step(tool, "restore", tool.restore(out), tool.repo)
         check_restore(out, data, expected, f"round {r + 1} {t} restore")
         shutil.rmtree(out)
     for t in order:
         tool = live[t]
-        step(tool, "verify", tool.verify())
+        step(tool, "verify", tool.verify(), tool.repo)
         res.add(mname("rss", t), max(rss[t]))
         if not args.keep:
             shutil.rmtree(tool.base, ignore_errors=True)
@@ -906,6 +944,12 @@ def main() -> None:
         action="store_true",
         help="unlock strongroom with STRONGROOM_PASSPHRASE (Argon2id on every command, like "
         "restic's scrypt and borg's PBKDF2) instead of a key file",
+    )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="drop the page cache before every command (needs root) instead of reading "
+        "the command's input once beforehand",
     )
     args = p.parse_args()
     rounds = check_rounds(args)
@@ -929,6 +973,7 @@ def main() -> None:
             "text-like zstd-3 ratio (1 MiB pieces)": round(text_ratio(args.seed), 2),
             "rounds": rounds,
             "order": "rotates every round: " + ", ".join(tools),
+            "page cache": "cold (dropped before every command)" if args.cold else "warm",
         }
     )
     gen: list[float] = []
@@ -954,7 +999,13 @@ def main() -> None:
     res.notes += [
         "times are wall seconds of the child process (start-up and key derivation included); "
         "peak RSS in MB (10^6 bytes) from os.wait4 of that child; medians [min..max] of rounds",
-        "no cache is dropped between steps (warm page cache); os.sync() before every command",
+        (
+            "cold page cache: /proc/sys/vm/drop_caches before every command"
+            if args.cold
+            else "warm page cache: before every command, the files it reads (dataset or "
+            "repository) are read once outside the timing (borg evicts what it reads); "
+            "os.sync() before every command"
+        ),
         "repository size = bytes allocated on disk (du) after the incremental backup; client "
         "caches (restic's RESTIC_CACHE_DIR, borg's BORG_BASE_DIR) are not in it and shown "
         "apart; strongroom's local state (VAULT/state: catalog, clock) is in it and shown "
