@@ -31,7 +31,7 @@ from strongroom.errors import (
     Refused,
     StorageError,
 )
-from strongroom.store import LocalStore, RetentionMode, open_store
+from strongroom.store import LocalStore, RetentionMode, local, open_store
 from strongroom.store.local import LockState, check_transition
 from tests.store_contract import DAY, T0, FakeClock, MakeStore, StoreContract
 
@@ -253,6 +253,115 @@ def test_disk_full_on_lock_update_keeps_old_state(
         store.set_legal_hold("rec", True)
     monkeypatch.undo()
     assert store.head("rec") == before
+    assert temp_files(root) == []
+
+
+# ------------------------------------------------- large objects (O_DIRECT)
+
+
+def _direct_supported(d: Path) -> bool:
+    """Whether this file system takes O_DIRECT writes at all (tmpfs may not)."""
+    probe = d / "direct-probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | getattr(os, "O_DIRECT", 0), 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    probe.unlink()
+    return hasattr(os, "O_DIRECT")
+
+
+def _is_direct(fd: int) -> bool:
+    import fcntl
+
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
+
+
+LARGE_SIZES = [
+    local.DIRECT_MIN,  # aligned, one bounce buffer
+    local.DIRECT_MIN + 1,  # a one-byte tail through the page cache
+    2 * local._BOUNCE,  # exactly two bounce buffers, no tail
+    5 * (1 << 20) + 4095,  # two buffers, a partial third, a tail
+]
+
+
+def test_large_objects_bypass_the_page_cache_and_round_trip(
+    store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packs (>= DIRECT_MIN) are written with O_DIRECT where the file system allows it,
+    and read back byte-exact whatever their length's alignment; smaller objects are
+    written normally."""
+    direct_writes: list[int] = []
+    real_write = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if _is_direct(fd):
+            direct_writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    supported = _direct_supported(root / "tmp")
+    for i, size in enumerate(LARGE_SIZES):
+        data = os.urandom(size)
+        direct_writes.clear()
+        info = store.put(f"packs/p{i}", data, retain_until=T0 + DAY)
+        assert info.size == size
+        assert store.get(f"packs/p{i}") == data, f"{size} bytes did not round-trip"
+        assert sum(direct_writes) == (size - size % 4096 if supported else 0), size
+        mode = (root / "objects" / "packs" / f"p{i}").stat().st_mode
+        assert not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+    direct_writes.clear()
+    store.put("small", b"s" * (local.DIRECT_MIN - 1), retain_until=T0 + DAY)
+    assert direct_writes == []
+    assert temp_files(root) == []
+
+
+@pytest.mark.parametrize("failure", ["einval", "short"])
+def test_direct_write_refused_or_short_falls_back_to_the_page_cache(
+    store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """A device that refuses O_DIRECT's alignment (EINVAL on the first write), or a
+    short direct write, still gives a complete, byte-exact object."""
+    if not _direct_supported(root / "tmp"):
+        pytest.skip("this file system does not take O_DIRECT at all")
+    real_write = os.write
+    hit: list[int] = []
+
+    def write(fd: int, data: Any) -> int:
+        if _is_direct(fd) and not hit:
+            hit.append(len(data))
+            if failure == "einval":
+                raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            return real_write(fd, memoryview(data)[:1000])  # short and unaligned
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    data = os.urandom(3 * (1 << 20) + 17)
+    store.put("packs/x", data, retain_until=T0 + DAY)
+    assert hit, "no direct write was attempted"
+    assert store.get("packs/x") == data
+    assert temp_files(root) == []
+
+
+def test_disk_full_during_a_direct_write_leaves_nothing(
+    store: LocalStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    calls: list[int] = []
+
+    def write(fd: int, data: Any) -> int:
+        if _is_direct(fd) or calls:
+            calls.append(len(data))
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(DiskFull):
+        store.put("packs/full", os.urandom(9 * (1 << 20) + 5), retain_until=T0 + DAY)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert not store.exists("packs/full")
     assert temp_files(root) == []
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import mmap
 import os
 import secrets
 import stat
@@ -81,11 +82,67 @@ def _os_error(e: OSError, what: str) -> StrongroomError:
     return StorageError(f"I/O error while {what}: {e}")
 
 
-def _write_all(fd: int, data: bytes | bytearray) -> None:
+def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view[:_CHUNK])
         view = view[n:]
+
+
+# Large objects (packs) are written around the page cache: copying 16 MiB into fresh
+# page-cache pages cost more CPU than sealing them (measured in docs/benchmarks.md),
+# and a pack just written is not read again soon. The fsync that follows is the same.
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+DIRECT_MIN = 1 << 20  # objects at least this large
+_ALIGN = 4096  # offsets, lengths and the buffer's address (logical block size or more)
+_BOUNCE = 4 << 20
+_bounce = threading.local()
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn O_DIRECT on or off for an open file; False if the file system refuses."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return False
+        raise
+    return True
+
+
+def _write_direct(fd: int, data: bytes | bytearray) -> bool:
+    """Write ``data`` to a new, empty file, its aligned part with O_DIRECT (through a
+    page-aligned buffer this thread reuses) and the tail through the page cache.
+    Returns False, having written nothing, when the file system does not take direct
+    writes (the caller then writes normally)."""
+    view = memoryview(data)
+    aligned = len(view) - len(view) % _ALIGN
+    if not _O_DIRECT or aligned == 0 or not _set_direct(fd, True):
+        return False
+    buf: mmap.mmap | None = getattr(_bounce, "buf", None)
+    if buf is None:
+        buf = _bounce.buf = mmap.mmap(-1, _BOUNCE)  # page-aligned, reused: no fresh pages
+    done = 0
+    try:
+        while done < aligned:
+            n = min(_BOUNCE, aligned - done)
+            buf[:n] = view[done : done + n]
+            try:
+                wrote = os.write(fd, memoryview(buf)[:n])
+            except OSError as e:
+                if e.errno == errno.EINVAL and done == 0:  # alignment this device refuses
+                    _set_direct(fd, False)
+                    return False
+                raise
+            done += wrote
+            if wrote != n or wrote % _ALIGN:
+                break  # a short write: the rest goes through the page cache
+    finally:
+        if not _set_direct(fd, False):
+            raise OSError(errno.EINVAL, "cannot turn O_DIRECT off again")
+    _write_all(fd, view[done:])
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -239,7 +296,8 @@ class LocalStore:
         try:
             try:
                 os.fchmod(fd, 0o444)
-                _write_all(fd, payload)
+                if len(payload) < DIRECT_MIN or not _write_direct(fd, payload):
+                    _write_all(fd, payload)
                 os.fsync(fd)
             finally:
                 os.close(fd)

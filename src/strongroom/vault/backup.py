@@ -50,6 +50,7 @@ from strongroom.vault.fileread import (
     MEDIUM,
     READ_FLAGS,
     RETRIES,
+    Arena,
     _Read,
     _same,
     describe,
@@ -135,6 +136,7 @@ class _Job:
     writers: list[PackWriter]
     future: Future[list[_Read]] | None = None
     size: int = 0
+    slot: int = -1  # its arena slot (worker processes)
 
 
 class FileCache:
@@ -293,6 +295,7 @@ class Backup:
         # with a test hook on reads, in the appender's threads
         self._use_processes = processes and after_read is None
         self._procs: ProcessPoolExecutor | None = None
+        self._arena: Arena | None = None
         self.vault = vault
         self.source = source or default_source()
         self.tags = tuple(sorted(set(tags)))
@@ -441,6 +444,8 @@ class Backup:
         finally:
             if self._procs is not None:
                 self._procs.shutdown(wait=True, cancel_futures=True)
+            if self._arena is not None:
+                self._arena.close()
             self._spool.close()
             self._next_cache.close()
         return self.stats
@@ -451,6 +456,9 @@ class Backup:
         must never outlive it with the keys in its memory)."""
         key = self.vault.keyring.current
         self._key_id = key.key_id
+        # a slot per job in flight (_drain leaves at most JOBS_IN_FLIGHT, then one more
+        # is submitted), each as large as a job's files can be at the walk
+        self._arena = Arena(JOBS_IN_FLIGHT + 1, GROUP_BYTES + MEDIUM + (64 << 10))
         pool = ProcessPoolExecutor(
             max_workers=2,
             mp_context=multiprocessing.get_context("fork"),
@@ -461,6 +469,7 @@ class Backup:
                 key.key,
                 str(self.vault.catalog.path),
                 os.getpid(),
+                self._arena,
             ),
         )
         for f in [pool.submit(worker_ready) for _ in range(2)]:
@@ -695,8 +704,10 @@ class Backup:
         assert ap is not None
         if self._procs is not None:
             assert all(w.key.key_id == self._key_id for w in job.writers)
+            assert self._arena is not None
+            job.slot = self._arena.take()
             job.future = self._procs.submit(
-                read_in_worker, job.paths, [w.name for w in job.writers]
+                read_in_worker, job.paths, [w.name for w in job.writers], job.slot
             )
         else:
             job.future = ap.pool.submit(self._read_group, job.paths, job.writers)
@@ -727,12 +738,17 @@ class Backup:
             self._jobs.popleft()
             self._in_flight -= 1
             self._bytes_in_flight -= head.size
-            for path, w, r in zip(head.paths, head.writers, head.future.result(), strict=True):
-                try:
-                    line = self._finish_small(path, w, r)
-                finally:
-                    ap.reserved[id(w)] -= 1
-                self._write(line)
+            try:
+                reads = head.future.result()
+                for path, w, r in zip(head.paths, head.writers, reads, strict=True):
+                    try:
+                        line = self._finish_small(path, w, r)
+                    finally:
+                        ap.reserved[id(w)] -= 1
+                    self._write(line)
+            finally:
+                if self._arena is not None:
+                    self._arena.give(head.slot)
             ap.store_closed()
         if ap.new_plain - self._committed_at >= COMMIT_BYTES and not self._jobs:
             # an intermediate commit: the packs so far enter the ledger and the catalog,
@@ -766,8 +782,9 @@ class Backup:
             return line
         refs: list[list[object]] = []
         names: set[str] = set()
-        for cid, known, sealed, n in r.chunks:
-            ref = ap.adopt(w, cid, known, sealed, n)
+        view = self._arena.view if self._arena is not None else None
+        for i, (cid, known, _, n) in enumerate(r.chunks):
+            ref = ap.adopt(w, cid, known, r.sealed(i, view), n)
             refs.append([ref.pack, ref.offset, ref.length, ref.plain_len, cid.hex()])
             names.add(ref.pack)
         packs = tuple(sorted(names))

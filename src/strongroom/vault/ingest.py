@@ -574,7 +574,12 @@ class Appender:
         return size
 
     def adopt(
-        self, w: PackWriter, cid: bytes, known: BlobRef | None, sealed: bytes | None, n: int
+        self,
+        w: PackWriter,
+        cid: bytes,
+        known: BlobRef | None,
+        sealed: bytes | memoryview | None,
+        n: int,
     ) -> BlobRef:
         """Where a prepared chunk lives: where it was found, where a twin prepared at the
         same time went, or — new — appended to ``w``."""

@@ -158,7 +158,9 @@ class PackWriter:
         """Seal an encoded blob for this pack (thread-safe: no writer state touched)."""
         return seal_blob(self.key, self.name, blob_id, encoded)
 
-    def add_sealed(self, blob_id: bytes, kind: BlobKind, sealed: bytes, plain_len: int) -> BlobRef:
+    def add_sealed(
+        self, blob_id: bytes, kind: BlobKind, sealed: bytes | memoryview, plain_len: int
+    ) -> BlobRef:
         offset = len(self._buf)
         self._buf += sealed
         self._rows.append(IndexRow(blob_id, kind, offset, len(sealed), plain_len))
