@@ -493,3 +493,62 @@ def test_partial_restore_of_a_hard_link_whose_first_name_is_left_out(
     restored = Path(os.fsdecode(_restored(target, src))) / "sub" / "second"
     assert restored.read_bytes() == b"shared inode"
     assert not (Path(os.fsdecode(_restored(target, src))) / "first").exists()
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (every thread's /proc children list)."""
+    out: set[int] = set()
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.update(int(x) for x in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", ["backup", "verify"])
+def test_worker_processes_die_with_a_killed_command(cli: Cli, tmp_path: Path, command: str) -> None:
+    """The forked workers of backup (reading and sealing files) and of verify (checking
+    packs) hold the vault's keys: when their command is SIGKILLed mid-run, none of them
+    lives on (PR_SET_PDEATHSIG), whatever it was doing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "data"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"f{i}").write_bytes(os.urandom(30_000))
+    if command == "verify":
+        cli("backup", src)
+    args = ["backup", str(src), "--force"] if command == "backup" else ["verify"]
+    cmd = [sys.executable, "-m", "strongroom", "--vault", str(cli.vault), "--key-file",
+           str(cli.key_file), *args]  # fmt: skip
+    p = subprocess.Popen(cmd, env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and p.poll() is None and time.monotonic() < deadline:
+        workers = _children(p.pid)
+        time.sleep(0.005)
+    assert len(workers) >= 2, f"{command} started no worker processes (exit {p.poll()})"
+    p.send_signal(signal.SIGKILL)
+    assert p.wait() == -signal.SIGKILL
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [w for w in workers if _alive(w)], f"{command}'s workers outlived it"

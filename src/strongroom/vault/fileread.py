@@ -268,6 +268,15 @@ class _Prepare:
         return cid, None, seal_blob(self.key, pack, cid, encode_blob(data))
 
 
+def die_with(parent: int) -> None:
+    """In a forked worker that holds keys: have the kernel kill it when ``parent`` dies
+    (``PR_SET_PDEATHSIG``), or exit now if that cannot be promised or ``parent`` is
+    already gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        os._exit(1)
+
+
 _worker: dict[str, _Prepare] = {}  # this process's, once initialised
 _arena: list[Arena] = []  # the arena this worker was forked with
 
@@ -279,9 +288,7 @@ def init_worker(
     (``PR_SET_PDEATHSIG``; it holds keys and must not outlive a killed backup). With the
     fork start method ``arena`` is the parent's own object (its mapping inherited), not
     a pickled copy."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
-        os._exit(1)  # no such guarantee, or the parent is already gone
+    die_with(parent)
     _worker["prepare"] = _Prepare(chunk_key, key_id, key, catalog)
     _arena[:] = [arena]
 

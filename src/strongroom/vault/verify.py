@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +42,10 @@ from strongroom.core.retention import format_time, parse_time
 from strongroom.core.tiles import decode_bundle, entries_path, parse_tile_path, tiles_for_size
 from strongroom.errors import CorruptVault, StrongroomError
 from strongroom.store.base import RetentionMode, Store
+from strongroom.store.local import LocalStore
 from strongroom.store.replicated import ReplicatedStore
 from strongroom.vault import snapshot as snap
+from strongroom.vault.fileread import die_with
 from strongroom.vault.ledger import CHECKPOINT_PREFIX, HASH, WIDTH
 from strongroom.vault.packs import (
     BlobKind,
@@ -539,6 +543,36 @@ def _check_pack(
     return problems, len(data), chunks, manifests
 
 
+_forked: list[Vault] = []  # the vault a forked pack checker inherited
+
+
+def _init_checker(parent: int) -> None:
+    die_with(parent)  # it holds the vault's keys: it must not outlive this process
+
+
+def _check_pack_forked(name: str, meta: dict[str, Any]) -> Any:
+    return _check_pack(_forked[0], name, meta)
+
+
+def _checkers(vault: Vault) -> tuple[Executor, Callable[..., Any], list[Any]]:
+    """Two pack checkers, and the function they run. On a local store they are forked
+    processes: checking a pack is mostly per-blob Python (decrypt, decompress, keyed
+    id), and two threads spent much of their time handing the GIL to each other and to
+    the main thread parsing snapshot trees. They inherit the opened vault (its keys
+    included), read packs only, and die with this process. On other stores (network
+    clients are not safe across a fork) they are threads."""
+    if type(vault.store) is LocalStore:
+        _forked[:] = [vault]
+        pool = ProcessPoolExecutor(
+            max_workers=2,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_checker,
+            initargs=(os.getpid(),),
+        )
+        return pool, _check_pack_forked, []
+    return ThreadPoolExecutor(max_workers=2), _check_pack, [vault]
+
+
 def _check_objects(
     vault: Vault, folded: _Ledger, check: Check, deep: bool, progress: Progress | None
 ) -> int:
@@ -547,18 +581,22 @@ def _check_objects(
     chunk_maps: dict[str, dict[bytes, tuple[int, int]]] = {}
     manifests: dict[str, bytes] = {}
     pack_problems: dict[str, list[str]] = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {n: pool.submit(_check_pack, vault, n, m) for n, m in sorted(live.items())}
-        # while the packs are read (mostly outside the GIL), parse the snapshots' trees
-        trees = _load_trees(vault, folded)
-        for name, fut in futures.items():
-            problems, nbytes, chunks, mans = fut.result()
-            total += nbytes
-            if progress:
-                progress(nbytes)
-            pack_problems[name] = problems
-            chunk_maps[name] = chunks
-            manifests.update(mans)
+    pool, check_pack, first = _checkers(vault)
+    try:
+        with pool:
+            futures = {n: pool.submit(check_pack, *first, n, m) for n, m in sorted(live.items())}
+            # while the packs are read and checked, parse the snapshots' trees
+            trees = _load_trees(vault, folded)
+            for name, fut in futures.items():
+                problems, nbytes, chunks, mans = fut.result()
+                total += nbytes
+                if progress:
+                    progress(nbytes)
+                pack_problems[name] = problems
+                chunk_maps[name] = chunks
+                manifests.update(mans)
+    finally:
+        _forked.clear()
     # large records list their content packs in their (encrypted) manifest blob
     for r in folded.records.values():
         if r.disposed is None and "chunks" not in r.manifest and r.id in manifests:
