@@ -376,13 +376,15 @@ def tree_bytes(root: Path) -> tuple[int, list[Path]]:
 def vocabulary(seed: int = 7, size: int = 5000) -> tuple[list[str], list[float]]:
     """Pseudo-words with Zipf weights (cumulative), so text compresses like prose (~3x)."""
     rng = random.Random(seed)
-    words = sorted(
+    # the set is sorted before shuffling: its own order depends on the process's string
+    # hash seed, and the words (so every generated text) must not
+    unique = sorted(
         {
             "".join(rng.choices(string.ascii_lowercase, k=rng.randint(1, 10)))
             for _ in range(size * 2)
-        },
-        key=lambda w: rng.random(),
-    )[:size]
+        }
+    )
+    words = sorted(unique, key=lambda w: rng.random())[:size]
     cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(len(words))))
     return words, cum
 
