@@ -163,17 +163,23 @@ class FileCache:
         self._spill: IO[bytes] | None = tempfile.TemporaryFile() if spill else None  # noqa: SIM115
         self._packs: dict[str, int] = {}
         self._pending: list[bytes] = []
+        # a file's packs (most files: the same one as many others) -> (count, encoded
+        # indexes): one dict lookup per entry instead of encoding them each time
+        self._encoded: dict[tuple[str, ...], tuple[int, bytes]] = {}
 
     def put(self, p: bytes, entry: tuple[int, int, int, int, tuple[str, ...], bytes]) -> None:
         if self._spill is None:
             self.files[p] = entry
             return
         size, mtime, ctime, ino, ps, line = entry
-        idx = [self._packs.setdefault(x, len(self._packs)) for x in ps]
+        enc = self._encoded.get(ps)
+        if enc is None:
+            idx = [self._packs.setdefault(x, len(self._packs)) for x in ps]
+            enc = self._encoded[ps] = (len(idx), struct.pack(f">{len(idx)}I", *idx))
         self._pending += (
-            self._ROW.pack(len(p), size, mtime, ctime, ino, len(idx), len(line)),
+            self._ROW.pack(len(p), size, mtime, ctime, ino, enc[0], len(line)),
             p,
-            struct.pack(f">{len(idx)}I", *idx),
+            enc[1],
             line,
         )
         if len(self._pending) >= 4096:
@@ -243,6 +249,8 @@ class FileCache:
             head = json.loads(data[4 : 4 + n])
             cache, packs = FileCache(str(head["snapshot"])), list(head["packs"])
             pos, row, files = 4 + n, FileCache._ROW, cache.files
+            # one tuple of pack names per distinct index list, shared by its files
+            names: dict[tuple[int, ...], tuple[str, ...]] = {}
             while pos < len(data):
                 plen, size, mtime, ctime, ino, np_, llen = row.unpack_from(data, pos)
                 pos += row.size
@@ -250,14 +258,10 @@ class FileCache:
                 pos += plen
                 idx = struct.unpack_from(f">{np_}I", data, pos)
                 pos += 4 * np_
-                files[p] = (
-                    size,
-                    mtime,
-                    ctime,
-                    ino,
-                    tuple(packs[i] for i in idx),
-                    data[pos : pos + llen],
-                )
+                ps = names.get(idx)
+                if ps is None:
+                    ps = names[idx] = tuple(packs[i] for i in idx)
+                files[p] = (size, mtime, ctime, ino, ps, data[pos : pos + llen])
                 pos += llen
                 if pos > len(data):
                     return None
@@ -307,6 +311,7 @@ class Backup:
         self._names: dict[tuple[str, int], str | None] = {}
         self._links: dict[tuple[int, int], bytes] = {}
         self._refs: set[str] = set()
+        self._last_refs: tuple[str, ...] = ()
         self._jobs: deque[_Job | bytes] = deque()
         self._in_flight = 0
         self._unreported = 0
@@ -659,7 +664,9 @@ class Backup:
         self.stats.files += 1
         self.stats.unchanged += 1
         self.stats.bytes += hit[0]
-        self._refs.update(hit[4])
+        if hit[4] is not self._last_refs:  # neighbours mostly share their (shared) tuple
+            self._refs.update(hit[4])
+            self._last_refs = hit[4]
         self._next_cache.put(rel, hit)
         self._advance(hit[0])
         if self._jobs:
