@@ -9,6 +9,7 @@ paths that try to escape the root.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -272,8 +273,6 @@ def _direct_supported(d: Path) -> bool:
 
 
 def _is_direct(fd: int) -> bool:
-    import fcntl
-
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
 
 

@@ -132,8 +132,7 @@ def _write_direct(fd: int, data: bytes | bytearray) -> bool:
                 wrote = os.write(fd, memoryview(buf)[:n])
             except OSError as e:
                 if e.errno == errno.EINVAL and done == 0:  # alignment this device refuses
-                    _set_direct(fd, False)
-                    return False
+                    return False  # (O_DIRECT goes off again below)
                 raise
             done += wrote
             if wrote != n or wrote % _ALIGN:

@@ -26,7 +26,6 @@ import fnmatch
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import re
 import socket
@@ -54,10 +53,10 @@ from strongroom.vault.fileread import (
     _Read,
     _same,
     describe,
+    forked_workers,
     init_worker,
     read_files,
     read_in_worker,
-    worker_ready,
 )
 from strongroom.vault.ingest import (
     Appender,
@@ -464,22 +463,14 @@ class Backup:
         # a slot per job in flight (_drain leaves at most JOBS_IN_FLIGHT, then one more
         # is submitted), each as large as a job's files can be at the walk
         self._arena = Arena(JOBS_IN_FLIGHT + 1, GROUP_BYTES + MEDIUM + (64 << 10))
-        pool = ProcessPoolExecutor(
-            max_workers=2,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=init_worker,
-            initargs=(
-                self.vault.hasher.key,
-                key.key_id,
-                key.key,
-                str(self.vault.catalog.path),
-                os.getpid(),
-                self._arena,
-            ),
+        return forked_workers(
+            init_worker,
+            self.vault.hasher.key,
+            key.key_id,
+            key.key,
+            str(self.vault.catalog.path),
+            self._arena,
         )
-        for f in [pool.submit(worker_ready) for _ in range(2)]:
-            f.result()
-        return pool
 
     @property
     def _nodes(self) -> int:

@@ -27,6 +27,7 @@ import grp
 import hashlib
 import json
 import mmap
+import multiprocessing
 import os
 import pwd
 import signal
@@ -34,6 +35,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,7 +270,7 @@ class _Prepare:
         return cid, None, seal_blob(self.key, pack, cid, encode_blob(data))
 
 
-def die_with(parent: int) -> None:
+def _die_with(parent: int) -> None:
     """In a forked worker that holds keys: have the kernel kill it when ``parent`` dies
     (``PR_SET_PDEATHSIG``), or exit now if that cannot be promised or ``parent`` is
     already gone."""
@@ -277,25 +279,41 @@ def die_with(parent: int) -> None:
         os._exit(1)
 
 
+def _init_forked(parent: int, init: Callable[..., None], args: tuple[Any, ...]) -> None:
+    _die_with(parent)
+    init(*args)
+
+
+def _ready() -> int:
+    """A no-op job: waiting for one per worker makes the pool start them all now."""
+    return os.getpid()
+
+
+def forked_workers(init: Callable[..., None], *args: Any) -> ProcessPoolExecutor:
+    """Two worker processes, forked now (call it before starting threads, so that no
+    lock is held across the fork), each running ``init(*args)`` first and each killed
+    by the kernel when this process dies: workers hold the vault's keys and must never
+    outlive a killed command. With the fork start method ``args`` are this process's
+    own objects (an opened vault, a shared mapping), not pickled copies."""
+    pool = ProcessPoolExecutor(
+        max_workers=2,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_forked,
+        initargs=(os.getpid(), init, args),
+    )
+    for f in [pool.submit(_ready) for _ in range(2)]:
+        f.result()
+    return pool
+
+
 _worker: dict[str, _Prepare] = {}  # this process's, once initialised
 _arena: list[Arena] = []  # the arena this worker was forked with
 
 
-def init_worker(
-    chunk_key: bytes, key_id: str, key: bytes, catalog: str, parent: int, arena: Arena
-) -> None:
-    """Initializer of a worker process: the kernel kills it when its parent dies
-    (``PR_SET_PDEATHSIG``; it holds keys and must not outlive a killed backup). With the
-    fork start method ``arena`` is the parent's own object (its mapping inherited), not
-    a pickled copy."""
-    die_with(parent)
+def init_worker(chunk_key: bytes, key_id: str, key: bytes, catalog: str, arena: Arena) -> None:
+    """Initializer of a backup worker (see :func:`forked_workers`)."""
     _worker["prepare"] = _Prepare(chunk_key, key_id, key, catalog)
     _arena[:] = [arena]
-
-
-def worker_ready() -> int:
-    """A no-op job: waiting for one per worker makes the pool start them all at once."""
-    return os.getpid()
 
 
 def read_in_worker(paths: list[bytes], packs: list[str], slot: int) -> list[_Read]:

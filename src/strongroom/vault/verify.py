@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +43,7 @@ from strongroom.store.base import RetentionMode, Store
 from strongroom.store.local import LocalStore
 from strongroom.store.replicated import ReplicatedStore
 from strongroom.vault import snapshot as snap
-from strongroom.vault.fileread import die_with
+from strongroom.vault.fileread import forked_workers
 from strongroom.vault.ledger import CHECKPOINT_PREFIX, HASH, WIDTH
 from strongroom.vault.packs import (
     BlobKind,
@@ -543,11 +541,11 @@ def _check_pack(
     return problems, len(data), chunks, manifests
 
 
-_forked: list[Vault] = []  # the vault a forked pack checker inherited
+_forked: list[Vault] = []  # in a forked pack checker: the vault it inherited
 
 
-def _init_checker(parent: int) -> None:
-    die_with(parent)  # it holds the vault's keys: it must not outlive this process
+def _adopt(vault: Vault) -> None:
+    _forked[:] = [vault]
 
 
 def _check_pack_forked(name: str, meta: dict[str, Any]) -> Any:
@@ -562,14 +560,7 @@ def _checkers(vault: Vault) -> tuple[Executor, Callable[..., Any], list[Any]]:
     included), read packs only, and die with this process. On other stores (network
     clients are not safe across a fork) they are threads."""
     if type(vault.store) is LocalStore:
-        _forked[:] = [vault]
-        pool = ProcessPoolExecutor(
-            max_workers=2,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_checker,
-            initargs=(os.getpid(),),
-        )
-        return pool, _check_pack_forked, []
+        return forked_workers(_adopt, vault), _check_pack_forked, []
     return ThreadPoolExecutor(max_workers=2), _check_pack, [vault]
 
 
@@ -582,21 +573,18 @@ def _check_objects(
     manifests: dict[str, bytes] = {}
     pack_problems: dict[str, list[str]] = {}
     pool, check_pack, first = _checkers(vault)
-    try:
-        with pool:
-            futures = {n: pool.submit(check_pack, *first, n, m) for n, m in sorted(live.items())}
-            # while the packs are read and checked, parse the snapshots' trees
-            trees = _load_trees(vault, folded)
-            for name, fut in futures.items():
-                problems, nbytes, chunks, mans = fut.result()
-                total += nbytes
-                if progress:
-                    progress(nbytes)
-                pack_problems[name] = problems
-                chunk_maps[name] = chunks
-                manifests.update(mans)
-    finally:
-        _forked.clear()
+    with pool:
+        futures = {n: pool.submit(check_pack, *first, n, m) for n, m in sorted(live.items())}
+        # while the packs are read and checked, parse the snapshots' trees
+        trees = _load_trees(vault, folded)
+        for name, fut in futures.items():
+            problems, nbytes, chunks, mans = fut.result()
+            total += nbytes
+            if progress:
+                progress(nbytes)
+            pack_problems[name] = problems
+            chunk_maps[name] = chunks
+            manifests.update(mans)
     # large records list their content packs in their (encrypted) manifest blob
     for r in folded.records.values():
         if r.disposed is None and "chunks" not in r.manifest and r.id in manifests:
