@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strongroom.catalog import Query
+from strongroom.catalog import DEDUP_MIN, Query
 from strongroom.core.entries import EntryType
 from strongroom.core.retention import Period, Policy, Rule, add_period, parse_time
 from strongroom.errors import ClockPaused, NotFound, ObjectExists, Refused
@@ -75,13 +75,24 @@ def test_odd_names_and_content_round_trip(vaults: VaultFactory, name: str, data:
 
 
 def test_reappend_same_source_and_content_returns_existing(vault: Vault) -> None:
-    a = append(vault, b"same bytes", source="mm", source_id="post-1")
-    b = append(vault, b"same bytes", source="mm", source_id="post-1")
+    data = b"same bytes " * 1000  # over DEDUP_MIN: looked up in the catalog across batches
+    a = append(vault, data, source="mm", source_id="post-1")
+    b = append(vault, data, source="mm", source_id="post-1")
     assert b.duplicate and b.record == a.record and b.serial == a.serial
-    c = append(vault, b"same bytes", source="mm", source_id="post-2")
+    c = append(vault, data, source="mm", source_id="post-2")
     assert not c.duplicate and c.record != a.record
     chunks = vault.catalog.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     assert chunks == 1  # content deduplicated across records
+    assert read(vault, c.record) == data
+
+
+def test_small_chunks_are_not_in_the_chunks_table(vault: Vault) -> None:
+    """Only chunks of DEDUP_MIN bytes or more are ever looked up, so only they get rows;
+    a reindex gives the same table."""
+    append(vault, b"x" * (DEDUP_MIN - 1), source_id="small")
+    append(vault, os.urandom(DEDUP_MIN), source_id="large")
+    rows = vault.catalog.db.execute("SELECT plain_len FROM chunks").fetchall()
+    assert rows == [(DEDUP_MIN,)]
 
 
 def test_duplicate_within_one_batch(vault: Vault) -> None:

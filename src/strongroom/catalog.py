@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from strongroom.errors import BadInput, CorruptVault, DiskFull, StorageError, StrongroomError
 
@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS hold_records(
 CREATE INDEX IF NOT EXISTS hold_records_record ON hold_records(record_id);
 """
 
+# Chunks smaller than this are not looked up for deduplication (a lookup per chat
+# message costs more than the few hundred bytes it could save), so the chunks table
+# holds only chunks of at least this size: CHUNK_SQL is asked about no others.
+DEDUP_MIN = 4096
 CHUNK_SQL = (
     "SELECT c.pack, c.offset, c.length, c.plain_len FROM chunks c JOIN packs p"
     " ON p.name = c.pack WHERE c.id=? AND p.deleted_serial IS NULL"
@@ -126,6 +130,12 @@ class Query:
         return " AND ".join(clauses), args
 
 
+class Pending(Protocol):
+    """A background commit: :meth:`result` waits for it and raises its error."""
+
+    def result(self) -> None: ...
+
+
 class Catalog:
     """The catalog database. One writer connection, reached through :attr:`db`.
 
@@ -138,7 +148,7 @@ class Catalog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._pending: Future[None] | None = None
+        self._pending: Pending | None = None
         self._pool: ThreadPoolExecutor | None = None
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -241,6 +251,14 @@ class Catalog:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         self._pending = self._pool.submit(finish)
 
+    def defer(self, pending: Pending, *, supersedes: bool = False) -> None:
+        """Hand the catalog to a commit finished elsewhere (the indexer process, see
+        :mod:`strongroom.vault.catalogproc`): the next use of :attr:`db` waits for it.
+        ``supersedes``: waiting for ``pending`` also waits for the one it replaces."""
+        if not supersedes:
+            self.wait()
+        self._pending = pending
+
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -315,6 +333,13 @@ class Catalog:
         cur = self.db.execute(sql + " ORDER BY placed_serial")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def has_query_holds(self) -> bool:
+        """Whether an active hold catches records by query (new ones included)."""
+        row = self.db.execute(
+            "SELECT 1 FROM holds WHERE kind = 'query' AND released_serial IS NULL LIMIT 1"
+        ).fetchone()
+        return row is not None
 
     def held(self, record_id: str) -> list[str]:
         return [

@@ -41,9 +41,9 @@ from typing import Any
 
 from pyfastcdc import FastCDC
 
-from strongroom.catalog import CHUNK_SQL
+from strongroom.catalog import CHUNK_SQL, DEDUP_MIN
 from strongroom.crypto import ChunkHasher, DataKey
-from strongroom.vault.ingest import CDC_AVG, CDC_MAX, CDC_MIN, DEDUP_MIN, SMALL
+from strongroom.vault.ingest import CDC_AVG, CDC_MAX, CDC_MIN, SMALL
 from strongroom.vault.packs import BlobRef, encode_blob, seal_blob
 from strongroom.vault.snapshot import put_bytes, show
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from strongroom.catalog import Catalog, Query
+from strongroom.catalog import DEDUP_MIN, Catalog, Query
 from strongroom.core.entries import Entry, EntryType, decode_entry
 from strongroom.core.extract import MAX_TEXT, Extracted, extract
 from strongroom.core.retention import format_time
@@ -138,7 +138,7 @@ _INSERT_RECORD_PACK = "INSERT OR IGNORE INTO record_packs(record_id, pack) VALUE
 
 # entries that neither read nor change the tables record appends queue rows for
 # (records, participants, fts, record_packs): those rows need not be written first
-_KEEP_QUEUED = frozenset(
+KEEP_QUEUED = frozenset(
     {
         EntryType.RECORD_APPEND,
         EntryType.OBJECT_PUT,
@@ -178,11 +178,14 @@ def _bulk_sql(sql: str) -> str | None:
 Rows = dict[str, list[tuple[Any, ...]]]  # queued rows by INSERT statement, in order
 
 
-def _write_rows(db: sqlite3.Connection, rows: Rows) -> None:
-    """Insert queued rows, table by table, in order. Values are str, int or None, which
-    JSON carries exactly (SQLite's ``->>`` gives TEXT and INTEGER back)."""
+def write_rows(db: sqlite3.Connection, rows: Rows, *, bulk_json: bool = True) -> None:
+    """Insert queued rows, table by table, in order. With ``bulk_json`` (for a helper
+    thread beside a busy main thread) each table's rows go in as one JSON array: values
+    are str, int or None, which JSON carries exactly (SQLite's ``->>`` gives TEXT and
+    INTEGER back). Without it (a process of its own, no GIL to share) ``executemany``,
+    which costs less CPU than encoding and parsing the JSON."""
     for sql, batch in rows.items():
-        bulk = _bulk_sql(sql) if len(batch) > 1 else None
+        bulk = _bulk_sql(sql) if bulk_json and len(batch) > 1 else None
         if bulk is None:
             db.executemany(sql, batch)
         else:
@@ -203,7 +206,7 @@ class Indexer:
     def apply(self, serial: int, e: Entry) -> None:
         db = self.catalog.db
         t = e.type
-        if t not in _KEEP_QUEUED:
+        if t not in KEEP_QUEUED:
             self.flush()
         if t is EntryType.HOLD_PLACE or t is EntryType.HOLD_RELEASE:
             self._query_holds = None
@@ -272,7 +275,7 @@ class Indexer:
         rows = [
             (r.blob_id, name, r.offset, r.length, r.plain_len)
             for r in index
-            if r.kind == BlobKind.CHUNK
+            if r.kind == BlobKind.CHUNK and r.plain_len >= DEDUP_MIN  # only these are looked up
         ]
         db.executemany(
             "INSERT OR IGNORE INTO chunks(id, pack, offset, length, plain_len)"
@@ -353,7 +356,7 @@ class Indexer:
 
     def flush(self) -> None:
         """Write queued rows (record appends are batched: one executemany per table)."""
-        _write_rows(self.catalog.db, self._buf)
+        write_rows(self.catalog.db, self._buf)
         self._buf = {}
 
     def _active_query_holds(self) -> list[tuple[str, Query]]:
@@ -397,7 +400,7 @@ class Indexer:
         self.newly_held.clear()
 
     def finish(self, rows: Rows, *, background: bool) -> None:
-        self.catalog.commit(lambda db: _write_rows(db, rows), background=background)
+        self.catalog.commit(lambda db: write_rows(db, rows), background=background)
 
     def _hold_place(self, db: sqlite3.Connection, serial: int, e: Entry) -> None:
         hid = e["hold"]

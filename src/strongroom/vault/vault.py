@@ -56,12 +56,14 @@ from strongroom.errors import (
     CorruptVault,
     NotFound,
     Refused,
+    StorageError,
     StrongroomError,
     VaultNotFound,
 )
 from strongroom.store import open_store
 from strongroom.store.base import RetentionMode, Store
 from strongroom.store.replicated import ReplicatedStore
+from strongroom.vault.catalogproc import Batch, IndexerProcess, batch_of
 from strongroom.vault.clock import ComplianceClock
 from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, write_atomic
 from strongroom.vault.indexer import Indexer, Loader
@@ -148,6 +150,11 @@ class Vault:
         self.catalog = Catalog(state / "catalog.sqlite")
         self.loader = Loader(self)
         self.indexer = Indexer(self.catalog, self.loader)
+        self._indexer_proc: IndexerProcess | None = None
+        # facts read from the catalog, kept while only the indexer process writes it (its
+        # batches change neither): a read would wait for it to catch up
+        self._query_holds: bool | None = None
+        self._mode: RetentionMode | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -350,6 +357,8 @@ class Vault:
                 self.catalog.close()  # raises a failed background commit's error
             finally:
                 try:
+                    if self._indexer_proc is not None:
+                        self._indexer_proc.close()
                     self._ledger_io.shutdown()
                     self.store.close()
                 finally:
@@ -428,7 +437,9 @@ class Vault:
 
     @property
     def mode(self) -> RetentionMode:
-        return RetentionMode(self.catalog.get_meta("mode") or self.config.mode)
+        if self._mode is None:
+            self._mode = RetentionMode(self.catalog.get_meta("mode") or self.config.mode)
+        return self._mode
 
     # --- ledger -------------------------------------------------------------------------
 
@@ -480,16 +491,31 @@ class Vault:
         self._keep_infrastructure(self._pending_entries)
         start = self.ledger.size
         pending, self._pending_entries = self._pending_entries, []
-        if self.catalog.indexed < start:
+        proc = self._indexer_proc
+        busy = proc is not None and proc.busy
+        # the indexer process was sent every entry before ``start`` (it checks that it
+        # has indexed them all before it applies a batch): no need to wait for it here
+        if not busy and self.catalog.indexed < start:
             self.catch_up()
         rows = None
+        batch = self._batch_for_indexer(start, pending) if background else None
+        if batch is None:  # holds and the mode may change in any other commit
+            self._query_holds = self._mode = None
         try:
             if background:
-                # the ledger's writes (mostly fsyncs) run beside the indexing; the catalog
+                # the ledger's writes (mostly fsyncs) run beside the indexing — sending the
+                # batch to the indexer process, or staging its rows here; the catalog
                 # commits only once the ledger has
                 job = self._ledger_io.submit(self.ledger.commit, self.signer)
                 try:
-                    rows = self.indexer.stage((start + i, e) for i, e in enumerate(pending))
+                    if batch is not None:
+                        assert proc is not None
+                        try:
+                            proc.begin(batch)
+                        except StorageError:
+                            batch = None  # it has ended: indexed here from now on
+                    if batch is None:
+                        rows = self.indexer.stage((start + i, e) for i, e in enumerate(pending))
                 finally:
                     note = job.result()
             else:
@@ -497,6 +523,8 @@ class Vault:
         except BaseException:
             if rows is not None:
                 self.indexer.cancel()
+            if batch is not None:
+                self._drop_batch()
             self._stale = True
             with contextlib.suppress(StrongroomError, OSError):
                 self._reload_ledger()
@@ -507,13 +535,46 @@ class Vault:
             except BaseException:
                 if rows is not None:  # the ledger holds the entries: catch_up indexes them
                     self.indexer.cancel()
+                if batch is not None:
+                    self._drop_batch()
                 raise
-        if rows is not None:
+        if batch is not None:
+            assert proc is not None
+            self.catalog.defer(proc.finish(durable=True), supersedes=busy)
+        elif rows is not None:
             self.indexer.finish(rows, background=True)
         else:
             self.indexer.apply_all((start + i, e) for i, e in enumerate(pending))
         self.loader.forget()
         return note
+
+    def start_indexer_process(self) -> None:
+        """Have later background commits indexed by a process of its own (a long ingest
+        calls this; see :mod:`strongroom.vault.catalogproc`). Without it, or when it
+        cannot start, they are indexed by a helper thread as before."""
+        if self._indexer_proc is None and self._lock_fd >= 0:
+            with contextlib.suppress(OSError):
+                self._indexer_proc = IndexerProcess(self.catalog.path, self._lock_fd)
+
+    def _drop_batch(self) -> None:
+        """Roll back what the indexer process staged (the commit failed); what it says
+        does not matter now — if it has ended, the next commit indexes in process."""
+        assert self._indexer_proc is not None
+        with contextlib.suppress(StrongroomError):
+            self._indexer_proc.finish(durable=False).result()
+
+    def _batch_for_indexer(self, start: int, pending: list[Entry]) -> Batch | None:
+        """What to send the indexer process for these entries, if it can index them all
+        from what is in hand. Not while a query hold is active: the records it catches
+        are held before the commit returns (see ``Appender.commit``)."""
+        proc = self._indexer_proc
+        if proc is None or not proc.alive:
+            return None
+        if self._query_holds is None:
+            self._query_holds = self.catalog.has_query_holds()
+        if self._query_holds:
+            return None
+        return batch_of(start, self.ledger.pending_entries(), pending, self.loader)
 
     def _reload_ledger(self) -> None:
         """After a failed commit (full disk, I/O error) some of its bundles may be durable:
@@ -546,14 +607,9 @@ class Vault:
         it audits). Extended in blocks — to the longest policy period from now, when less
         than half of it is left, or to the latest record retention if that is later — so
         the pass over all ledger objects runs rarely (Veeam's "block" idea)."""
-        needed = max(
-            (
-                parse_time(e["retain_until"])
-                for e in pending
-                if e.type in (EntryType.RECORD_APPEND, EntryType.RECORD_EXTEND)
-            ),
-            default=None,
-        )
+        kinds = (EntryType.RECORD_APPEND, EntryType.RECORD_EXTEND)
+        untils = {e.fields["retain_until"] for e in pending if e.type in kinds}  # few distinct
+        needed = max((parse_time(u) for u in untils), default=None)
         if self._horizon is None:
             self._horizon = self.store.head(CONFIG_NAME).retain_until
         horizon = self._horizon
