@@ -56,6 +56,10 @@ Batch = tuple[
 ]
 
 
+class IndexerGone(StorageError):
+    """The indexer process has ended, or a batch cannot be passed to it."""
+
+
 class _BatchLoader(Loader):
     """What the parent's live loader held for this batch; nothing else can be read."""
 
@@ -209,11 +213,16 @@ class IndexerProcess:
         """Whether a batch it was sent is not answered yet."""
         return self._answered < self._sent
 
-    def begin(self, batch: Batch) -> None:
-        """Send a batch: the process indexes it in a transaction, and waits for
-        :meth:`finish` to say whether the ledger made the entries durable. Waits for
-        the reply to the batch that last used this batch's slot."""
+    def make_room(self) -> None:
+        """Wait for the reply to the batch that last used the next batch's slot; an
+        earlier batch's failure is raised here (and the process is no longer used)."""
         self.wait_for(self._sent - SLOTS + 1)
+
+    def begin(self, batch: Batch) -> None:
+        """Send a batch (after :meth:`make_room`): the process indexes it in a
+        transaction, and waits for :meth:`finish` to say whether the ledger made the
+        entries durable. :class:`IndexerGone` if it cannot be sent."""
+        assert self._sent - self._answered < SLOTS
         slot = self._sent % SLOTS
         data = marshal.dumps(batch)
         try:
@@ -226,7 +235,7 @@ class IndexerProcess:
                 done += os.pwrite(mem, view[done:], done)
         except OSError as e:
             self.alive = False  # it waits for a batch that will not come: stopped at close
-            raise StorageError(f"cannot pass a batch to the indexer process: {e}") from e
+            raise IndexerGone(f"cannot pass a batch to the indexer process: {e}") from e
         self._send(bytes([slot]) + len(data).to_bytes(8, "little"))
         self._sent += 1
 
@@ -242,29 +251,35 @@ class IndexerProcess:
             raise self._ended(e) from e
 
     def wait_for(self, n: int) -> None:
-        """Receive replies until batch ``n`` (counted from 1) is answered; an error
-        reply is raised (its batch rolled back), after which later ones still come."""
+        """Receive replies until batch ``n`` (counted from 1) is answered. A failed batch
+        (rolled back by the process) ends its use: the later ones, which depend on it,
+        are waited for too, and the first error is raised; from then on the vault
+        indexes in process, catching up from the ledger."""
+        error: StrongroomError | None = None
         while self._answered < n:
             try:
                 reply = marshal.loads(self._rx.recv_bytes())  # noqa: S302 (our own pipe)
             except (EOFError, OSError) as e:
                 self._answered = self._sent  # nothing more will come
-                raise self._ended(e) from e
+                raise error or self._ended(e) from e
             self._answered += 1
-            if reply[0] != "ok":
+            if reply[0] != "ok" and error is None:
                 _, kind, message, remedy = reply
                 cls = getattr(errors, kind, StorageError)
                 if not (isinstance(cls, type) and issubclass(cls, StrongroomError)):
                     cls = StorageError
-                raise cls(message, remedy)
+                error = cls(message, remedy)
+                self.alive = False
+                n = self._sent
+        if error is not None:
+            raise error
 
-    def _ended(self, e: BaseException) -> StorageError:
+    def _ended(self, e: BaseException) -> IndexerGone:
         self.alive = False
         code = self._proc.wait()
-        return StorageError(
+        return IndexerGone(
             f"the catalog's indexer process ended unexpectedly (exit status {code}: {e}); "
-            "every acknowledged record is in the ledger, and the catalog catches up from it "
-            "when the vault is next opened"
+            "every acknowledged record is in the ledger, and the catalog catches up from it"
         )
 
     def close(self) -> None:

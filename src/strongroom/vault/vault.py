@@ -56,14 +56,13 @@ from strongroom.errors import (
     CorruptVault,
     NotFound,
     Refused,
-    StorageError,
     StrongroomError,
     VaultNotFound,
 )
 from strongroom.store import open_store
 from strongroom.store.base import RetentionMode, Store
 from strongroom.store.replicated import ReplicatedStore
-from strongroom.vault.catalogproc import Batch, IndexerProcess, batch_of
+from strongroom.vault.catalogproc import Batch, IndexerGone, IndexerProcess, batch_of
 from strongroom.vault.clock import ComplianceClock
 from strongroom.vault.config import CONFIG_NAME, VaultConfig, new_vault_id, write_atomic
 from strongroom.vault.indexer import Indexer, Loader
@@ -492,6 +491,8 @@ class Vault:
         start = self.ledger.size
         pending, self._pending_entries = self._pending_entries, []
         proc = self._indexer_proc
+        if proc is not None and proc.busy:
+            proc.make_room()  # raises an earlier batch's failure
         busy = proc is not None and proc.busy
         # the indexer process was sent every entry before ``start`` (it checks that it
         # has indexed them all before it applies a batch): no need to wait for it here
@@ -512,7 +513,7 @@ class Vault:
                         assert proc is not None
                         try:
                             proc.begin(batch)
-                        except StorageError:
+                        except IndexerGone:
                             batch = None  # it has ended: indexed here from now on
                     if batch is None:
                         rows = self.indexer.stage((start + i, e) for i, e in enumerate(pending))
