@@ -141,12 +141,8 @@ class RecordEncoder:
 _entry_time = functools.lru_cache(maxsize=256)(parse_time)  # entries of a batch share times
 
 
-def decode_entry(data: bytes, *, canonical_check: bool = True) -> Entry:
-    """Parse and validate an entry; refuses non-canonical or unknown-version input.
-
-    ``canonical_check=False`` skips re-encoding the entry to compare it with ``data``
-    (three quarters of the cost): only for entries this program has just encoded itself
-    (the indexer process is sent those); anything read back from a store is checked."""
+def decode_entry(data: bytes) -> Entry:
+    """Parse and validate an entry; refuses non-canonical or unknown-version input."""
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -166,12 +162,11 @@ def decode_entry(data: bytes, *, canonical_check: bool = True) -> Entry:
         raise BadInput(f"ledger entry lacks a valid type/time/actor: {e}") from e
     if not isinstance(actor, str):
         raise BadInput("ledger entry actor is not a string")
-    if canonical_check:
-        try:
-            canonical = canonical_json(obj) == data
-        except ValueError as e:
-            raise BadInput(f"ledger entry has a value outside canonical JSON: {e}") from e
-        if not canonical:
-            raise BadInput("ledger entry is not in canonical (RFC 8785) form")
+    try:
+        canonical = canonical_json(obj) == data
+    except ValueError as e:
+        raise BadInput(f"ledger entry has a value outside canonical JSON: {e}") from e
+    if not canonical:
+        raise BadInput("ledger entry is not in canonical (RFC 8785) form")
     fields = {k: v for k, v in obj.items() if k not in _RESERVED}
     return Entry(type_, time, actor, MappingProxyType(fields))

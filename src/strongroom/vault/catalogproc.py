@@ -25,6 +25,7 @@ carries exactly the plain values a batch is made of.
 
 from __future__ import annotations
 
+import functools
 import gc
 import marshal
 import os
@@ -32,23 +33,25 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import strongroom
 from strongroom import errors
-from strongroom.catalog import Catalog
-from strongroom.core.entries import Entry, EntryType, decode_entry
+from strongroom.catalog import DEDUP_MIN, Catalog
+from strongroom.core.entries import Entry, EntryType
+from strongroom.core.retention import format_time, parse_time
 from strongroom.errors import CorruptVault, StorageError, StrongroomError
 from strongroom.vault.indexer import KEEP_QUEUED, Indexer, Loader, Manifest, write_rows
 from strongroom.vault.packs import BlobKind, IndexRow
 
-# (first serial, entry bytes, details by record, content prefix by record,
-#  pack index rows by pack, manifests by record)
+# (first serial, entries as (type, time, actor, fields), details by record, content
+#  prefix by record, pack index rows by pack, manifests by record)
 Batch = tuple[
     int,
-    list[bytes],
+    list[tuple[str, str, str, dict[str, Any]]],
     dict[str, dict[str, Any]],
     dict[str, bytes],
     dict[str, list[tuple[bytes, int, int, int, int]]],
@@ -107,8 +110,10 @@ def stage_batch(catalog: Catalog, batch: Batch) -> Indexer:
         # the records such a hold catches must have their packs held before the commit
         # returns, so the parent indexes those batches itself (Vault._batch_for_indexer)
         raise CorruptVault("the indexer process was sent a batch while a query hold is active")
+    when = functools.lru_cache(maxsize=64)(parse_time)  # entries of a group share times
     rows = indexer.stage(
-        (start + i, decode_entry(data, canonical_check=False)) for i, data in enumerate(entries)
+        (start + i, Entry(EntryType(t), when(time), actor, fields))
+        for i, (t, time, actor, fields) in enumerate(entries)
     )
     try:
         write_rows(catalog.db, rows, bulk_json=False)
@@ -122,32 +127,37 @@ def stage_batch(catalog: Catalog, batch: Batch) -> Indexer:
 _NO_LOADER = KEEP_QUEUED - {EntryType.RECORD_APPEND, EntryType.OBJECT_PUT}
 
 
-def batch_of(
-    start: int, entries: list[bytes], pending: list[Entry], loader: Loader
-) -> Batch | None:
-    """The batch to send for these entries (``pending`` are the same, decoded), or None
-    when one of them needs more than the live loader holds (or keys, or the store)."""
+def batch_of(start: int, pending: list[Entry], loader: Loader) -> Batch | None:
+    """The batch to send for these entries, or None when one of them needs more than the
+    live loader holds (or keys, or the store)."""
     record, put = EntryType.RECORD_APPEND, EntryType.OBJECT_PUT
     details, content, manifests = loader.live_details, loader.live_content, loader.live_manifests
     indexes: dict[str, list[tuple[bytes, int, int, int, int]]] = {}
+    entries: list[tuple[str, str, str, dict[str, Any]]] = []
+    last: tuple[datetime | None, str] = (None, "")
     for e in pending:
-        t = e.type
+        t, f = e.type, e.fields
         if t is record:
-            rid = e.fields["record"]
+            rid = f["record"]
             if rid not in details or rid not in content:
                 return None
-            if "chunks" not in e.fields["manifest"] and rid not in manifests:
+            if "chunks" not in f["manifest"] and rid not in manifests:
                 return None
         elif t is put:
-            name = e.fields["object"]
+            name = f["object"]
             index = loader.live_indexes.get(name)
             if index is None:
                 return None
-            indexes[name] = [
-                (r.blob_id, int(r.kind), r.offset, r.length, r.plain_len) for r in index
+            indexes[name] = [  # the only rows the indexer keeps (Indexer._object_put)
+                (r.blob_id, int(r.kind), r.offset, r.length, r.plain_len)
+                for r in index
+                if r.kind == BlobKind.CHUNK and r.plain_len >= DEDUP_MIN
             ]
         elif t not in _NO_LOADER:
             return None
+        if e.time != last[0]:  # entries of a group share their time
+            last = (e.time, format_time(e.time))
+        entries.append((t.value, last[1], e.actor, dict(f)))
     return start, entries, dict(details), dict(content), indexes, dict(manifests)
 
 

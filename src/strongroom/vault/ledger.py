@@ -274,10 +274,6 @@ class Ledger:
         self._pending.append(entry)
         return self.size + len(self._pending) - 1
 
-    def pending_entries(self) -> list[bytes]:
-        """The queued entries' bytes, as :meth:`commit` will write them."""
-        return list(self._pending)
-
     def discard_pending(self) -> None:
         self._pending.clear()
 

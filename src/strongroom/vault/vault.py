@@ -575,7 +575,7 @@ class Vault:
             self._query_holds = self.catalog.has_query_holds()
         if self._query_holds:
             return None
-        return batch_of(start, self.ledger.pending_entries(), pending, self.loader)
+        return batch_of(start, pending, self.loader)
 
     def _reload_ledger(self) -> None:
         """After a failed commit (full disk, I/O error) some of its bundles may be durable:
