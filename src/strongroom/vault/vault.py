@@ -467,10 +467,11 @@ class Vault:
         except ValueError as e:
             raise BadInput(f"cannot record {type_}: {e}") from e
         serial = self.ledger.add(data)
-        # the live indexer applies these directly instead of decoding the bytes again
-        self._pending_entries.append(
-            Entry(type_, t, self.opts.actor, MappingProxyType(dict(fields)))
-        )
+        # the live indexer applies these directly instead of decoding the bytes again;
+        # fields given with an encoder (the Appender's, built for this entry and never
+        # changed afterwards) are kept as they are, others are copied
+        kept = fields if encoder is not None else MappingProxyType(dict(fields))
+        self._pending_entries.append(Entry(type_, t, self.opts.actor, kept))
         return serial
 
     def discard_pending(self) -> None:
