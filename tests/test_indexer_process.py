@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from strongroom.catalog import Catalog, Query
-from strongroom.errors import CorruptVault, DiskFull, StorageError
+from strongroom.errors import CorruptVault, DiskFull
 from strongroom.vault import lifecycle, proofs
-from strongroom.vault.catalogproc import SLOTS, stage_batch
+from strongroom.vault.catalogproc import SLOTS, Batch, IndexerProcess, stage_batch
 from strongroom.vault.ingest import INDEXER_PROCESS_AFTER, Appender, AppendResult, Item
 from strongroom.vault.options import Options, Secret
 from strongroom.vault.vault import Vault
@@ -120,51 +120,57 @@ def _gone(pid: int, within: float) -> bool:
     return False
 
 
-def test_killing_the_process_between_batches_loses_nothing(vaults: VaultFactory) -> None:
+@pytest.mark.parametrize("when", ["mid-batch", "before-verdict", "before-next-batch"])
+def test_killing_the_process_loses_nothing_and_fails_nothing(
+    vaults: VaultFactory, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Whenever the process dies — while it indexes a batch, between a batch and its
+    verdict, or while idle — the ingest goes on: what it committed stays, the rest is
+    indexed from the ledger in process, and the catalog equals a rebuild."""
     acks: list[AppendResult] = []
     with vaults.create() as v:
+        killed: list[int] = []
+
+        def kill(proc: IndexerProcess) -> None:
+            if not killed:
+                killed.append(proc.pid)
+                os.kill(proc.pid, signal.SIGKILL)
+                assert _gone(proc.pid, 10)
+
+        if when == "before-verdict":
+            finish = IndexerProcess.finish
+
+            def dying_finish(self: IndexerProcess, durable: bool) -> object:
+                kill(self)
+                return finish(self, durable)
+
+            monkeypatch.setattr(IndexerProcess, "finish", dying_finish)
+        elif when == "before-next-batch":
+            begin = IndexerProcess.begin
+
+            def dying_begin(self: IndexerProcess, batch: Batch) -> None:
+                if self._sent == 1:
+                    v.catalog.wait()  # the first batch is committed: it dies idle
+                    kill(self)
+                begin(self, batch)
+
+            monkeypatch.setattr(IndexerProcess, "begin", dying_begin)
         with Appender(v, on_ack=acks.append, batch_records=BATCH) as ap:
             for i in range(BATCH):
                 ap.add(chat(i))
             proc = v._indexer_proc
-            assert proc is not None and proc._sent == 1
-            v.catalog.wait()  # answered: nothing of it is lost with the process
-            os.kill(proc.pid, signal.SIGKILL)
-            assert _gone(proc.pid, 10)
-            for i in range(BATCH, 3 * BATCH):  # indexed in process from here on
+            assert proc is not None
+            if when == "mid-batch":
+                kill(proc)
+            for i in range(BATCH, 3 * BATCH + 7):
                 ap.add(chat(i))
-        assert not proc.alive
-        assert len(acks) == 3 * BATCH
-        assert v.catalog.counts()["records"] == 3 * BATCH
+        assert killed and not proc.alive
+        assert len(acks) == 3 * BATCH + 7 and not any(a.duplicate for a in acks)
+        assert v.catalog.counts()["records"] == len(acks)
         assert verify(v).ok
-
-
-def test_killing_the_process_mid_batch_is_an_error_and_the_catalog_catches_up(
-    vaults: VaultFactory,
-) -> None:
-    acks: list[AppendResult] = []
-    v = vaults.create()
-    with (
-        pytest.raises(StorageError) as raised,
-        Appender(v, on_ack=acks.append, batch_records=BATCH) as ap,
-    ):
-        for i in range(BATCH):
-            ap.add(chat(i))
-        proc = v._indexer_proc
-        assert proc is not None and proc.busy
-        os.kill(proc.pid, signal.SIGKILL)
-        for i in range(BATCH, 3 * BATCH):
-            ap.add(chat(i))
-    assert "indexer process ended unexpectedly" in str(raised.value)
-    assert "catches up" in str(raised.value)
-    try:
-        v.close()
-    except Exception as e:  # the same failure may be reported again when closing
-        assert "indexer process" in str(e)
-    with vaults.open() as v2:  # the ledger holds every acknowledged record
-        for a in acks:
-            assert v2.catalog.record(a.record) is not None
-        assert verify(v2).ok
+        original = v.catalog.dump()
+    with vaults.open(fresh_catalog=True) as v2:
+        assert v2.catalog.dump() == original
 
 
 _KILLED_PARENT = textwrap.dedent(

@@ -275,7 +275,6 @@ class IndexerProcess:
             try:
                 reply = marshal.loads(self._rx.recv_bytes())  # noqa: S302 (our own pipe)
             except (EOFError, OSError) as e:
-                self._answered = self._sent  # nothing more will come
                 raise error or self._ended(e) from e
             self._answered += 1
             if reply[0] != "ok" and error is None:
@@ -291,6 +290,7 @@ class IndexerProcess:
 
     def _ended(self, e: BaseException) -> IndexerGone:
         self.alive = False
+        self._answered = self._sent  # no reply will come: nothing more to wait for
         code = self._proc.wait()
         return IndexerGone(
             f"the catalog's indexer process ended unexpectedly (exit status {code}: {e}); "

@@ -351,6 +351,10 @@ class Vault:
         try:
             if self.ledger.pending:
                 self.commit()
+            elif self._indexer_proc is not None and self._indexer_proc.busy:
+                self._settle_catalog()  # an ended indexer process: catch up from the ledger
+                if self.catalog.indexed < self.ledger.size:
+                    self.catch_up()
         finally:
             try:
                 self.catalog.close()  # raises a failed background commit's error
@@ -493,16 +497,19 @@ class Vault:
         pending, self._pending_entries = self._pending_entries, []
         proc = self._indexer_proc
         if proc is not None and proc.busy:
-            proc.make_room()  # raises an earlier batch's failure
+            with contextlib.suppress(IndexerGone):  # it has ended: caught up just below
+                proc.make_room()  # raises an earlier batch's failure
+        batch = self._batch_for_indexer(start, pending) if background else None
+        if batch is None:  # holds and the mode may change in any other commit
+            self._query_holds = self._mode = None
+            self._settle_catalog()
         busy = proc is not None and proc.busy
         # the indexer process was sent every entry before ``start`` (it checks that it
         # has indexed them all before it applies a batch): no need to wait for it here
         if not busy and self.catalog.indexed < start:
             self.catch_up()
         rows = None
-        batch = self._batch_for_indexer(start, pending) if background else None
-        if batch is None:  # holds and the mode may change in any other commit
-            self._query_holds = self._mode = None
+        recover = False  # the process ended as the batch was sent: index from the ledger
         try:
             if background:
                 # the ledger's writes (mostly fsyncs) run beside the indexing — sending the
@@ -515,8 +522,8 @@ class Vault:
                         try:
                             proc.begin(batch)
                         except IndexerGone:
-                            batch = None  # it has ended: indexed here from now on
-                    if batch is None:
+                            batch, recover = None, True
+                    else:
                         rows = self.indexer.stage((start + i, e) for i, e in enumerate(pending))
                 finally:
                     note = job.result()
@@ -542,10 +549,18 @@ class Vault:
                 raise
         if batch is not None:
             assert proc is not None
-            self.catalog.defer(proc.finish(durable=True), supersedes=busy)
+            try:
+                self.catalog.defer(proc.finish(durable=True), supersedes=busy)
+            except IndexerGone:
+                recover = True
+        if recover:
+            # whatever the process had committed stays; the rest comes from the ledger,
+            # which now holds this batch too (no ledger write runs any more)
+            self._settle_catalog()
+            self.catch_up()
         elif rows is not None:
             self.indexer.finish(rows, background=True)
-        else:
+        elif batch is None:
             self.indexer.apply_all((start + i, e) for i, e in enumerate(pending))
         self.loader.forget()
         return note
@@ -557,6 +572,12 @@ class Vault:
         if self._indexer_proc is None and self._lock_fd >= 0:
             with contextlib.suppress(OSError):
                 self._indexer_proc = IndexerProcess(self.catalog.path, self._lock_fd)
+
+    def _settle_catalog(self) -> None:
+        """Wait for every batch sent to the indexer process. If it has ended, what it did
+        not commit is caught up from the ledger by the caller (``catch_up``)."""
+        with contextlib.suppress(IndexerGone):
+            self.catalog.wait()
 
     def _drop_batch(self) -> None:
         """Roll back what the indexer process staged (the commit failed); what it says
