@@ -60,3 +60,23 @@ def test_hostile_chat_is_bounded_and_flagged() -> None:
     assert extract("chat", "", b"{oops", truncated=False).flags == ("unparsed",)
     assert extract("chat", "", b"[1]", truncated=False).error == "not a JSON object"
     assert extract("file", "", b"\x00\x01binary", truncated=False).flags == ("binary",)
+
+
+@given(
+    st.dictionaries(chat_keys, json_values, max_size=6),
+    st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"]),
+)
+def test_chat_json_in_every_encoding_json_accepts(obj: dict[str, object], codec: str) -> None:
+    """A chat message is parsed whatever encoding JSON allows (RFC 8259 §8.1 names UTF-8;
+    json.loads also detects a BOM, UTF-16 and UTF-32): the same fields as from UTF-8."""
+    text = json.dumps(obj, ensure_ascii=False)
+    expected = extract("chat", "", text.encode("utf-8", "surrogatepass"), truncated=False)
+    if "unparsed" in expected.flags:  # lone surrogates: no strict encoding holds them
+        return
+    got = extract("chat", "", text.encode(codec), truncated=False)
+    assert (got.body, got.subject, got.participants) == (
+        expected.body,
+        expected.subject,
+        expected.participants,
+    )
+    assert "unparsed" not in got.flags

@@ -64,7 +64,9 @@ def _chat(content: bytes, filename: str, truncated: bool) -> Extracted:
             f"chat message larger than {MAX_JSON} bytes is not parsed",
         )
     try:
-        obj = json.loads(content)
+        # text already decoded (strict UTF-8, no BOM) is not decoded again; anything else
+        # goes through json's own detection (UTF-8 with a BOM, UTF-16, UTF-32)
+        obj = json.loads(text if text and text[0] != "\ufeff" else content)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         return Extracted(text or "", filename, (), ("unparsed",), f"not valid JSON: {e}")
     if not isinstance(obj, dict):  # (json.loads bounds nesting: RecursionError above)
