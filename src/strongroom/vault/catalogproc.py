@@ -30,7 +30,6 @@ import gc
 import marshal
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime
@@ -204,8 +203,11 @@ class IndexerProcess:
                 [sys.executable, "-m", __name__, str(catalog)]
                 + [str(fd) for fd in (to_child, from_child, *self._mems)],
                 pass_fds=(to_child, from_child, *self._mems, lock_fd),
+                # it reports through the pipe; should it die anyway, nothing of it
+                # reaches the user's terminal, and the vault catches up without it
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 env=env,
             )
         except BaseException:
@@ -347,7 +349,7 @@ def _serve(catalog_path: str, rx: Connection, tx: Connection, mems: list[int]) -
                 indexer = stage_batch(catalog, marshal.loads(data))  # noqa: S302 (our memfd)
             except StrongroomError as e:
                 error = e
-            except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as e:
+            except Exception as e:  # reported to the parent, never printed
                 error = StorageError(f"indexer process: {type(e).__name__}: {e}")
             verdict = rx.recv_bytes()
         except (EOFError, OSError):

@@ -494,12 +494,13 @@ class Vault:
             self.clk.save()
         self._keep_infrastructure(self._pending_entries)
         start = self.ledger.size
-        pending, self._pending_entries = self._pending_entries, []
+        # what may raise an earlier batch's failure comes before the entries are taken,
+        # so that they stay queued for the next commit
         proc = self._indexer_proc
         if proc is not None and proc.busy:
             with contextlib.suppress(IndexerGone):  # it has ended: caught up just below
                 proc.make_room()  # raises an earlier batch's failure
-        batch = self._batch_for_indexer(start, pending) if background else None
+        batch = self._batch_for_indexer(start, self._pending_entries) if background else None
         if batch is None:  # holds and the mode may change in any other commit
             self._query_holds = self._mode = None
             self._settle_catalog()
@@ -508,6 +509,7 @@ class Vault:
         # has indexed them all before it applies a batch): no need to wait for it here
         if not busy and self.catalog.indexed < start:
             self.catch_up()
+        pending, self._pending_entries = self._pending_entries, []
         rows = None
         recover = False  # the process ended as the batch was sent: index from the ledger
         try:
