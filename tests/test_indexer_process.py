@@ -173,6 +173,22 @@ def test_killing_the_process_loses_nothing_and_fails_nothing(
         assert v2.catalog.dump() == original
 
 
+def test_a_new_appender_catches_up_after_the_process_ended(vaults: VaultFactory) -> None:
+    """The process dies after an ingest, its last batch perhaps unanswered: the next
+    appender on the same open vault starts from a catalog caught up from the ledger."""
+    acks: list[AppendResult] = []
+    with vaults.create() as v:
+        ingest(v, [chat(i) for i in range(BATCH + 10)], acks)
+        proc = v._indexer_proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        assert _gone(proc.pid, 10)
+        with Appender(v, on_ack=acks.append) as ap:
+            ap.add(chat(BATCH + 10))
+        assert v.catalog.counts()["records"] == len(acks) == BATCH + 11
+        assert verify(v).ok
+
+
 _KILLED_PARENT = textwrap.dedent(
     """
     import json, os, signal, sys

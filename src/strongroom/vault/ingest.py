@@ -211,7 +211,7 @@ class Appender:
         self._indexer_asked = False
         self._closed = False
         self._reset()
-        vault.catalog.wait()  # from here on, the read-only connections miss only _prev_*
+        vault.settle_catalog()  # from here on, the read-only connections miss only _prev_*
         _FewerFullCollections.enter()
 
     def _reset(self) -> None:

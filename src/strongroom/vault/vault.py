@@ -352,9 +352,7 @@ class Vault:
             if self.ledger.pending:
                 self.commit()
             elif self._indexer_proc is not None and self._indexer_proc.busy:
-                self._settle_catalog()  # an ended indexer process: catch up from the ledger
-                if self.catalog.indexed < self.ledger.size:
-                    self.catch_up()
+                self.settle_catalog()
         finally:
             try:
                 self.catalog.close()  # raises a failed background commit's error
@@ -580,6 +578,14 @@ class Vault:
         not commit is caught up from the ledger by the caller (``catch_up``)."""
         with contextlib.suppress(IndexerGone):
             self.catalog.wait()
+
+    def settle_catalog(self) -> None:
+        """Have the catalog apply every committed entry: wait for the indexer process,
+        and catch up from the ledger what it did not commit if it has ended. Not while
+        a commit runs (the ledger is read)."""
+        self._settle_catalog()
+        if self.catalog.indexed < self.ledger.size:
+            self.catch_up()
 
     def _drop_batch(self) -> None:
         """Roll back what the indexer process staged (the commit failed); what it says
