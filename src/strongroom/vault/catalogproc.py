@@ -159,7 +159,9 @@ def batch_of(start: int, pending: list[Entry], loader: Loader) -> Batch | None:
         if e.time != last[0]:  # entries of a group share their time
             last = (e.time, format_time(e.time))
         entries.append((_NAMES[t], last[1], e.actor, f if type(f) is dict else dict(f)))
-    return start, entries, dict(details), dict(content), indexes, dict(manifests)
+    # the loader's own dicts: the batch is marshalled (IndexerProcess.begin) before the
+    # commit ends and the loader forgets them
+    return start, entries, details, content, indexes, manifests
 
 
 class _Reply:

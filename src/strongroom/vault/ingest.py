@@ -206,8 +206,10 @@ class Appender:
         self._prev_records: dict[tuple[str, str], AppendResult] = {}
         self._prev_chunks: dict[bytes, BlobRef] = {}
         self._prev_until: dict[str, datetime] = {}
-        self._last: tuple[dict[tuple[str, str], AppendResult], dict[bytes, BlobRef]] = ({}, {})
-        self._last_until: dict[str, datetime] = {}
+        # the last batch's own records, chunks and pack retentions (merged into _prev_*)
+        self._last: tuple[
+            dict[tuple[str, str], AppendResult], dict[bytes, BlobRef], dict[str, datetime]
+        ] = ({}, {}, {})
         self._indexer_asked = False
         self._closed = False
         self._reset()
@@ -720,10 +722,11 @@ class Appender:
             for p, r in zip(self._records, results, strict=True)
         }
         retained = {**self._stored_until, **self._extend}
-        self._prev_records = {**self._last[0], **records}
-        self._prev_chunks = {**self._last[1], **self._new_chunks}
-        self._prev_until = {**self._last_until, **retained}  # retention only grows
-        self._last, self._last_until = (records, self._new_chunks), retained
+        last_records, last_chunks, last_until = self._last
+        self._prev_records = {**last_records, **records}
+        self._prev_chunks = {**last_chunks, **self._new_chunks}
+        self._prev_until = {**last_until, **retained}  # retention only grows
+        self._last = (records, self._new_chunks, retained)
         if vault.indexer.newly_held:
             held = sorted({rid for _, rid in vault.indexer.newly_held})
             vault.indexer.newly_held.clear()

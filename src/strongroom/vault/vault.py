@@ -499,13 +499,13 @@ class Vault:
             with contextlib.suppress(IndexerGone):  # it has ended: caught up just below
                 proc.make_room()  # raises an earlier batch's failure
         batch = self._batch_for_indexer(start, self._pending_entries) if background else None
+        busy = proc is not None and proc.busy
         if batch is None:  # holds and the mode may change in any other commit
             self._query_holds = self._mode = None
-            self._settle_catalog()
-        busy = proc is not None and proc.busy
-        # the indexer process was sent every entry before ``start`` (it checks that it
-        # has indexed them all before it applies a batch): no need to wait for it here
-        if not busy and self.catalog.indexed < start:
+            self.settle_catalog()
+        elif not busy and self.catalog.indexed < start:
+            # (while busy, the indexer process was sent every entry before ``start``, and
+            # it checks that it has indexed them all before it applies a batch)
             self.catch_up()
         pending, self._pending_entries = self._pending_entries, []
         rows = None
@@ -556,8 +556,7 @@ class Vault:
         if recover:
             # whatever the process had committed stays; the rest comes from the ledger,
             # which now holds this batch too (no ledger write runs any more)
-            self._settle_catalog()
-            self.catch_up()
+            self.settle_catalog()
         elif rows is not None:
             self.indexer.finish(rows, background=True)
         elif batch is None:
@@ -573,17 +572,12 @@ class Vault:
             with contextlib.suppress(OSError):
                 self._indexer_proc = IndexerProcess(self.catalog.path, self._lock_fd)
 
-    def _settle_catalog(self) -> None:
-        """Wait for every batch sent to the indexer process. If it has ended, what it did
-        not commit is caught up from the ledger by the caller (``catch_up``)."""
-        with contextlib.suppress(IndexerGone):
-            self.catalog.wait()
-
     def settle_catalog(self) -> None:
         """Have the catalog apply every committed entry: wait for the indexer process,
         and catch up from the ledger what it did not commit if it has ended. Not while
-        a commit runs (the ledger is read)."""
-        self._settle_catalog()
+        a ledger write runs (the ledger is read)."""
+        with contextlib.suppress(IndexerGone):
+            self.catalog.wait()
         if self.catalog.indexed < self.ledger.size:
             self.catch_up()
 
