@@ -7,11 +7,12 @@ to share the GIL with the ingest thread (and hand SQLite its rows as one JSON ar
 table, which costs CPU of its own); in this process it runs on the second core beside
 the ingest thread, and inserts with ``executemany`` (ADR 0011).
 
-What it is sent, per commit, after the ledger has made the entries durable: the
-entries' canonical bytes as the ledger holds them, and what the live :class:`Loader`
-holds for them (record details, the content prefix, pack indexes, manifests). It needs
-no keys and never reads the store: a batch that would need either is indexed in
-process as before (:meth:`Vault.commit` decides). It applies the entries with the same
+What it is sent, per commit, while the ledger writes the entries: the entries as the
+in-process indexer gets them (type, time, actor, fields), and what the live
+:class:`Loader` holds for them (record details, the content prefix, pack indexes,
+manifests); it commits only when told the ledger is durable. It needs no keys and
+never reads the store: a batch that would need either is indexed in process as before
+(:meth:`Vault.commit` decides). It applies the entries with the same
 :class:`Indexer` that ``reindex`` uses, in one transaction, and checks first that the
 catalog has indexed exactly the entries before them, so a batch can never be applied
 twice or out of order.
